@@ -1,0 +1,341 @@
+"""The ``mam`` command line: train (AO-ARM, distillation, energy-based), sample and score.
+
+Each subcommand maps to one ``run_<name>`` function.  Only this module prints; the library logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import NetworkConfig, TrainConfig, get_preset, PRESETS
+from .datasets import DataError, load_token_file
+from .model import MaM, resolve_device
+from .trainers import CHECKPOINT_NAME, TrainingDiverged, distill, train_arm, train_eb
+from .vocab import Vocabulary
+
+__all__ = ["main", "build_parser"]
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------- shared options
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _add_train(p: argparse.ArgumentParser, default_preset: str) -> None:
+    _add_common(p)
+    p.add_argument("--out", required=True, help="output folder (checkpoint.pt is written there)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
+    p.add_argument("--preset", default=default_preset, choices=sorted(PRESETS), help=f"size preset (default {default_preset})")
+    p.add_argument("--steps", type=int, help="optimizer steps (preset default otherwise)")
+    p.add_argument("--batch-size", type=int, help="examples / chains per step")
+    p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--log-every", type=int, default=50, help="steps between history records")
+    p.add_argument("--max-bad-steps", type=int, default=10, help="consecutive non-finite steps before stopping")
+    p.add_argument("--stop-file", help="stop cleanly (saving a checkpoint) once this file exists")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_network(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", choices=["transformer", "mlp"], help="network family (preset default otherwise)")
+    p.add_argument("--d-model", type=int, help="transformer width")
+    p.add_argument("--n-layers", type=int, help="number of blocks")
+    p.add_argument("--n-heads", type=int, help="attention heads")
+    p.add_argument("--hidden", type=int, help="residual-MLP width")
+    p.add_argument("--shared-trunk", action="store_true", help="one trunk for both heads (default: separate)")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="token file (.pt/.npy/.txt/.csv) or ising:N[:SIGMA[:BIAS]]")
+    p.add_argument("--n-samples", type=int, default=20000, help="sample count for synthetic data specs")
+
+
+def _train_config(args, preset: str) -> TrainConfig:
+    d = dict(get_preset(preset).train)
+    for key in ("steps", "batch_size", "lr"):
+        v = getattr(args, key, None)
+        if v is not None:
+            d[key] = v
+    d.update(
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        max_bad_steps=args.max_bad_steps,
+        device=args.device,
+    )
+    for key in ("sc_weight", "gibbs_k", "data_fraction"):
+        v = getattr(args, key, None)
+        if v is not None:
+            d[key] = v
+    return TrainConfig(**d)
+
+
+def _network_config(args, D: int, K: int) -> NetworkConfig:
+    d = dict(get_preset(args.preset).network)
+    for key in ("arch", "d_model", "n_layers", "n_heads", "hidden"):
+        v = getattr(args, key, None)
+        if v is not None:
+            d[key] = v
+    if getattr(args, "shared_trunk", False):
+        d["shared_trunk"] = True
+    return NetworkConfig(D=D, K=K, **d)
+
+
+def _train_kwargs(args) -> dict:
+    return dict(
+        out_dir=args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        stop_file=args.stop_file,
+    )
+
+
+def _load_data(args, vocab_hint: Vocabulary | None = None):
+    x, vocab = load_token_file(args.data, n_samples=args.n_samples, seed=args.seed)
+    vocab = vocab or vocab_hint or Vocabulary.integers(int(x.max()) + 1 if x.numel() else 2)
+    return x, vocab
+
+
+def _resume_or_new(args, build) -> MaM:
+    """On --resume with an existing checkpoint, rebuild the model from it (its config wins)."""
+    path = Path(args.out) / CHECKPOINT_NAME
+    if args.resume and path.exists():
+        return ckpt.load(path, resolve_device(args.device))
+    return build()
+
+
+def _report(result, what: str) -> None:
+    last = result.history[-1] if result.history else {}
+    shown = {k: round(v, 4) for k, v in last.items() if isinstance(v, float)}
+    state = "stopped early" if result.stopped_early else "finished"
+    print(f"{what} {state} at step {result.step} in {result.seconds:.1f}s; last: {json.dumps(shown)}")
+    if result.checkpoint:
+        print(f"checkpoint: {result.checkpoint}")
+
+
+# --------------------------------------------------------------------------- subcommands
+def run_train_arm(args) -> None:
+    x, vocab = _load_data(args)
+    device = resolve_device(args.device)
+
+    def build():
+        return MaM(_network_config(args, x.shape[1], vocab.K), vocab, {"data": args.data}).to(device)
+
+    model = _resume_or_new(args, build)
+    cfg = _train_config(args, args.preset)
+    res = train_arm(model, x.to(model.device), cfg, **_train_kwargs(args))
+    _report(res, "stage 1 (AO-ARM)")
+
+
+def run_distill(args) -> None:
+    path = Path(args.out) / CHECKPOINT_NAME
+    device = resolve_device(args.device)
+    if args.resume and path.exists():
+        model = ckpt.load(path, device)
+    else:
+        model = ckpt.load(args.init, device)
+    x, _ = load_token_file(args.data, n_samples=args.n_samples, seed=args.seed)
+    cfg = _train_config(args, args.preset)
+    res = distill(model, x.to(model.device), cfg, **_train_kwargs(args))
+    _report(res, "stage 2 (distillation)")
+
+
+def _build_energy(args):
+    from energies import get_energy
+
+    if args.energy == "ising":
+        if args.ising_size is None:
+            raise CLIError("--energy ising needs --ising-size N")
+        return get_energy("ising", n=args.ising_size, sigma=args.sigma, bias=args.bias)
+    params = json.loads(args.energy_params) if args.energy_params else {}
+    return get_energy(args.energy, **params)
+
+
+def run_train_eb(args) -> None:
+    energy = _build_energy(args)
+    device = resolve_device(args.device)
+    info = {"energy": getattr(energy, "name", args.energy), "energy_description": getattr(energy, "description", "")}
+    params = getattr(energy, "params", None)
+    if params is not None and hasattr(params, "__dataclass_fields__"):
+        import dataclasses
+
+        info["energy_params"] = dataclasses.asdict(params)
+
+    def build():
+        if args.init:
+            return ckpt.load(args.init, device)
+        vocab = getattr(energy, "vocab", None) or Vocabulary.integers(energy.K, name=info["energy"])
+        return MaM(_network_config(args, energy.D, energy.K), vocab, {}).to(device)
+
+    model = _resume_or_new(args, build)
+    if model.D != energy.D or model.K != energy.K:
+        raise CLIError(f"the model has D={model.D}, K={model.K} but the energy needs D={energy.D}, K={energy.K}")
+    cfg = _train_config(args, args.preset)
+    res = train_eb(model, energy, cfg, run_info=info, **_train_kwargs(args))
+    _report(res, "energy-based training")
+
+
+def _load_model(args) -> MaM:
+    return ckpt.load(args.model, resolve_device(args.device))
+
+
+def _format_row(model: MaM, row) -> str:
+    return " ".join(model.vocab.decode(row, strip_pad=False))
+
+
+def _parse_order(spec: str, D: int):
+    if spec in ("random", "l2r", "r2l"):
+        return spec
+    try:
+        return torch.tensor([int(t) for t in spec.replace(",", " ").split()], dtype=torch.long)
+    except ValueError:
+        raise CLIError(f"--order must be random, l2r, r2l or a list of positions, got {spec!r}") from None
+
+
+def run_sample(args) -> None:
+    model = _load_model(args)
+    template = None
+    if args.template:
+        rows = load_token_text(args.template, model, "--template")
+        template = rows[0]
+    order = _parse_order(args.order, model.D)
+    t0 = time.perf_counter()
+    x = model.sample(args.n, order=order, template=template, temperature=args.temperature, seed=args.seed)
+    dt = time.perf_counter() - t0
+    lines = [_format_row(model, r) for r in x.cpu()]
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+        print(f"wrote {len(lines)} samples to {args.out} ({dt:.2f}s)")
+    else:
+        print("\n".join(lines))
+
+
+def load_token_text(text_or_path: str, model: MaM, what: str) -> torch.Tensor:
+    """Rows of token ids (``?`` = masked) from a file path or an inline string."""
+    p = Path(text_or_path)
+    lines = p.read_text(encoding="utf-8").splitlines() if p.is_file() else [text_or_path]
+    try:
+        from .datasets import parse_token_rows
+
+        return parse_token_rows(lines, mask_id=model.mask_id, K=model.K, source=what)
+    except DataError as err:
+        raise CLIError(str(err)) from None
+
+
+def run_score(args) -> None:
+    model = _load_model(args)
+    x = load_token_text(args.input, model, args.input)
+    if x.shape[1] != model.D:
+        raise CLIError(f"{args.input}: sequences have {x.shape[1]} tokens; the model needs D={model.D}")
+    x = x.to(model.device)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        lm = torch.cat([model.log_marginal(b) for b in x.split(args.batch_size)])
+        t_mam = time.perf_counter() - t0
+        arm = None
+        if args.arm:
+            t0 = time.perf_counter()
+            arm = torch.cat([model.log_likelihood_arm(b, num_orders=args.orders, seed=args.seed) for b in x.split(args.batch_size)])
+            t_arm = time.perf_counter() - t0
+    out = open(args.out, "w", newline="") if args.out else sys.stdout
+    w = csv.writer(out)
+    w.writerow(["row", "observed", "log_marginal_mam"] + (["log_likelihood_arm"] if arm is not None else []))
+    for i in range(x.shape[0]):
+        row = [i, int((x[i] != model.mask_id).sum()), f"{float(lm[i]):.6f}"]
+        if arm is not None:
+            row.append(f"{float(arm[i]):.6f}")
+        w.writerow(row)
+    if args.out:
+        out.close()
+    msg = f"scored {x.shape[0]} rows: MaM {t_mam:.3f}s (one pass)"
+    if arm is not None:
+        msg += f", AO-ARM {t_arm:.3f}s ({args.orders} order(s), D={model.D} passes each), speed-up {t_arm / max(t_mam, 1e-9):.1f}x"
+    print(msg, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mam", description="Generative Marginalization Models (MaM Studio)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train-arm", help="stage 1: fit any-order conditionals (AO-ARM objective) on data")
+    _add_data(p)
+    _add_train(p, "cpu_tiny")
+    _add_network(p)
+    p.set_defaults(func=run_train_arm)
+
+    p = sub.add_parser("distill", help="stage 2: distil one-pass marginals from a stage-1 model")
+    _add_data(p)
+    p.add_argument("--init", required=True, help="stage-1 checkpoint to start from")
+    _add_train(p, "cpu_tiny")
+    p.add_argument("--data-fraction", type=float, help="share of each batch from data (rest: on-policy chains)")
+    p.add_argument("--gibbs-k", type=int, help="censor-and-resample block size (default 4)")
+    p.set_defaults(func=run_distill)
+
+    p = sub.add_parser("train-eb", help="energy-based training towards p*(x) ∝ f(x), no data")
+    p.add_argument("--energy", default="ising", help="energy name (see energies/); default ising")
+    p.add_argument("--energy-params", help="JSON object of energy parameters")
+    p.add_argument("--ising-size", type=int, help="Ising lattice side N (D = N*N)")
+    p.add_argument("--sigma", type=float, default=0.1, help="Ising coupling σ (default 0.1)")
+    p.add_argument("--bias", type=float, default=0.2, help="Ising field (default 0.2)")
+    p.add_argument("--init", help="start from this checkpoint (fine-tuning) instead of a new network")
+    _add_train(p, "mlp_eb")
+    _add_network(p)
+    p.add_argument("--sc-weight", type=float, help="λ, the self-consistency weight (default 4)")
+    p.add_argument("--gibbs-k", type=int, help="censor-and-resample block size (default 4)")
+    p.set_defaults(func=run_train_eb)
+
+    p = sub.add_parser("sample", help="any-order sampling, optionally from a template")
+    p.add_argument("--model", required=True, help="checkpoint file")
+    p.add_argument("-n", type=int, default=10, help="number of samples")
+    p.add_argument("--order", default="random", help="random, l2r, r2l, or positions like '3 0 1 2'")
+    p.add_argument("--template", help="ids with ? for positions to sample, inline or a file")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--out", help="write samples here instead of stdout")
+    _add_common(p)
+    p.set_defaults(func=run_sample)
+
+    p = sub.add_parser("score", help="log p(x_S) of each input row in one pass (and optionally AO-ARM)")
+    p.add_argument("--model", required=True, help="checkpoint file")
+    p.add_argument("--input", required=True, help="file with one row of ids per line (? = masked)")
+    p.add_argument("--arm", action="store_true", help="also compute the exact AO-ARM value (D passes)")
+    p.add_argument("--orders", type=int, default=1, help="random orders for --arm")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--out", help="CSV output (default stdout)")
+    _add_common(p)
+    p.set_defaults(func=run_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        args.func(args)
+    except (CLIError, DataError, ckpt.CheckpointError, TrainingDiverged, ValueError, OSError, RuntimeError) as err:
+        print(f"mam {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mam {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
