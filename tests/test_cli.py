@@ -1,0 +1,88 @@
+"""The `mam` command line end to end on tiny settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mam_core.cli import build_parser, main
+
+COMMANDS = ["train-arm", "distill", "train-eb", "sample", "score"]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help(cmd, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([cmd, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--device" in out
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "mam_core.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "train-eb" in out.stdout
+
+
+def test_eb_train_sample_score_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train-eb", "--energy", "ising", "--ising-size", "3", "--sigma", "0.3", "--out", str(out),
+            "--batch-size", "32", "--hidden", "32", "--no-progress", "--device", "cpu"]
+    assert main(args + ["--steps", "20"]) == 0
+    assert "finished at step 20" in capsys.readouterr().out
+    model = str(out / "checkpoint.pt")
+
+    assert main(["sample", "--model", model, "-n", "4", "--template", "1 ? ? ? 0 ? ? ? ?", "--order", "r2l"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 4 and all(r.split()[0] == "1" and r.split()[4] == "0" for r in rows)
+
+    inp = tmp_path / "in.txt"
+    inp.write_text("1 0 1 0 1 0 1 0 1\n? ? ? ? ? ? ? ? ?\n1 1 ? ? ? ? ? ? ?\n")
+    assert main(["score", "--model", model, "--input", str(inp), "--arm", "--orders", "2"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert lines[0] == "row,observed,log_marginal_mam,log_likelihood_arm" and len(lines) == 4
+    assert lines[2].split(",")[2] == "0.000000"  # empty set
+    assert "speed-up" in captured.err
+
+    assert main(args + ["--steps", "30", "--resume"]) == 0
+    assert "finished at step 30" in capsys.readouterr().out
+
+
+def test_arm_then_distill_on_a_token_file(tmp_path, capsys):
+    data = tmp_path / "data.txt"
+    data.write_text("\n".join(" ".join(str((i * j) % 3) for j in range(5)) for i in range(50)))
+    assert main(["train-arm", "--data", str(data), "--out", str(tmp_path / "s1"), "--steps", "10",
+                 "--batch-size", "16", "--d-model", "16", "--n-layers", "1", "--no-progress"]) == 0
+    assert main(["distill", "--data", str(data), "--init", str(tmp_path / "s1" / "checkpoint.pt"),
+                 "--out", str(tmp_path / "s2"), "--steps", "10", "--batch-size", "16", "--no-progress"]) == 0
+    assert "stage 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["score", "--model", "nope.pt", "--input", "x"], "not found"),
+        (["train-arm", "--data", "missing.txt", "--out", "OUT"], "data file not found"),
+        (["train-eb", "--energy", "ising", "--out", "OUT"], "--ising-size"),
+        (["train-eb", "--energy", "banana", "--out", "OUT"], "unknown energy"),
+        (["sample", "--model", "M", "--order", "sideways"], "not found"),
+    ],
+)
+def test_bad_input_gives_one_line_errors(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_score_rejects_bad_rows(tmp_path, capsys):
+    assert main(["train-eb", "--ising-size", "3", "--out", str(tmp_path / "r"), "--steps", "2",
+                 "--batch-size", "8", "--hidden", "8", "--no-progress"]) == 0
+    model = str(tmp_path / "r" / "checkpoint.pt")
+    for text, message in [("1 0 7 0 1 0 1 0 1", "out of range"), ("1 0 1", "D=9"), ("1 0 x 0 1 0 1 0 1", "not an integer")]:
+        (tmp_path / "in.txt").write_text(text + "\n")
+        assert main(["score", "--model", model, "--input", str(tmp_path / "in.txt")]) == 2
+        assert message in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""The MaM model against exact enumeration on tiny problems (D <= 6)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import all_states, perturbed
+from mam_core import MaM, NetworkConfig
+from mam_core.orders import restrict_order
+
+
+def test_arm_is_normalised_for_a_fixed_order(tiny_model):
+    xs = all_states(6, 3)
+    for order in ["l2r", "r2l", torch.tensor([3, 0, 5, 1, 4, 2])]:
+        total = tiny_model.log_likelihood_arm(xs, order=order).exp().sum()
+        assert abs(float(total) - 1.0) < 1e-4
+
+
+def test_arm_mixture_over_orders_is_normalised(tiny_model):
+    xs = all_states(6, 3)
+    # same seed -> the same M orders for every row, so the mixture is a distribution
+    g = torch.Generator().manual_seed(3)
+    orders = torch.rand(4, 6, generator=g).argsort(1)
+    logps = torch.stack([tiny_model.log_likelihood_arm(xs, order=o) for o in orders])
+    mix = torch.logsumexp(logps, 0) - math.log(4)
+    assert abs(float(mix.exp().sum()) - 1.0) < 1e-4
+
+
+def test_arm_partial_input_equals_sum_over_completions(tiny_model):
+    """The slow marginal of x_S is the enumerated sum of the joint whose order visits S first."""
+    xs = all_states(6, 3)
+    order = torch.tensor([2, 5, 0, 3, 1, 4])
+    x = torch.tensor([[1, 3, 0, 3, 3, 2], [3, 3, 3, 3, 3, 1], [3, 3, 3, 3, 3, 3]])
+    slow = tiny_model.log_likelihood_arm(x, order=order)
+    for row, value in zip(x, slow):
+        observed = row != 3
+        seq, _ = restrict_order(order[None], observed[None])
+        joint = tiny_model.log_likelihood_arm(xs, order=seq[0])
+        match = (xs[:, observed] == row[observed]).all(1)
+        assert torch.allclose(value, torch.logsumexp(joint[match], 0), atol=1e-6)
+
+
+def test_log_marginal_of_empty_set_is_zero_and_untrained_model_is_uniform():
+    m = MaM(NetworkConfig(D=5, K=4, arch="mlp", hidden=16, n_layers=1))
+    assert torch.allclose(m.log_marginal(m.empty(3)), torch.zeros(3))
+    x = torch.tensor([[0, 1, 4, 4, 2]])
+    assert torch.allclose(m.log_marginal(x), torch.tensor([-3 * math.log(4)]), atol=1e-5)
+    xs = all_states(5, 4)
+    assert abs(float(torch.logsumexp(m.log_marginal(xs).detach().double(), 0))) < 1e-4
+
+
+def test_log_marginal_is_one_pass(tiny_model, monkeypatch):
+    calls = []
+    trunk = tiny_model.net.marginal_trunk
+    orig = trunk.forward
+    monkeypatch.setattr(trunk, "forward", lambda x: calls.append(x.shape[0]) or orig(x))
+    x = all_states(6, 3)[:50]
+    tiny_model.log_marginal(x)
+    assert calls == [51]  # the batch plus one all-masked row, in a single pass
+
+
+def test_conditional_logits_shape(tiny_model):
+    x = torch.full((4, 6), 3)
+    assert tiny_model.conditional_logits(x).shape == (4, 6, 3)
+    lp = tiny_model.conditional_log_probs(x)
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(4, 6), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.zeros(2, 5, dtype=torch.long), "length D=6"),
+        (torch.full((2, 6), 4), "token ids must be in"),
+        (torch.full((2, 6), -1), "token ids must be in"),
+        (torch.zeros(2, 6), "integers"),
+        (torch.zeros(2, 3, 6, dtype=torch.long), "shape"),
+    ],
+)
+def test_bad_input_is_rejected(tiny_model, bad, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model.log_marginal(bad)
+    with pytest.raises(ValueError, match=message):
+        tiny_model.log_likelihood_arm(bad)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        NetworkConfig(D=4, K=2, arch="rnn")
+    with pytest.raises(ValueError, match="divisible"):
+        NetworkConfig(D=4, K=2, d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="K must be"):
+        NetworkConfig(D=4, K=1)
+    with pytest.raises(ValueError, match="unknown NetworkConfig keys"):
+        NetworkConfig.from_dict({"D": 4, "K": 2, "width": 3})
+
+
+def test_perturbed_marginal_still_normalised_at_empty_set():
+    m = perturbed(MaM(NetworkConfig(D=4, K=2, arch="transformer", d_model=16, n_layers=1, n_heads=2)))
+    assert float(m.log_marginal(m.empty(1)).abs()) < 1e-6

@@ -1,0 +1,168 @@
+"""Both training modes against brute force on exactly enumerable problems, plus the trainer's
+guards (non-finite losses, resume, stop file)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import exact_log_marginal, pairwise_field
+from energies import IsingEnergy
+from mam_core import MaM, NetworkConfig, TrainConfig, TrainingDiverged, distill, train_arm, train_eb
+from mam_core.objectives import LossOutput, self_consistency_loss
+from mam_core.trainers import run_training
+
+
+def _kl(logq: torch.Tensor, logp: torch.Tensor) -> float:
+    """KL(q‖p) for log-probability vectors over all states."""
+    return float((logq.exp() * (logq - logp)).sum())
+
+
+def test_mle_two_stages_match_brute_force():
+    D, K = 8, 3
+    xs, logp = pairwise_field(D, K, seed=1)
+    g = torch.Generator().manual_seed(0)
+    data = xs[torch.multinomial(logp.exp(), 20000, replacement=True, generator=g)]
+    model = MaM(NetworkConfig(D=D, K=K, arch="mlp", hidden=128, n_layers=3))
+
+    train_arm(model, data, TrainConfig(steps=2000, batch_size=256, lr=1e-3), progress=False)
+    arm = model.log_likelihood_arm(xs, order="l2r")
+    assert _kl(logp, arm) < 0.05  # stage 1 fits the data distribution
+
+    res = distill(model, data, TrainConfig(steps=2000, batch_size=256, lr=1e-3), progress=False)
+    assert [s["stage"] for s in model.metadata["training"]] == ["arm", "distill"]
+    assert res.history and res.history[-1]["sc_abs_err"] < 0.05
+    with torch.no_grad():
+        mam = model.log_marginal(xs).double()
+        assert abs(float(torch.logsumexp(mam, 0))) < 0.05  # full-level marginals sum to ~1
+        assert _kl(logp, mam) < 0.05
+        assert float(model.log_marginal(model.empty(1)).abs()) < 1e-5
+
+        # random subsets: the one-pass marginal against the ARM's exact (slow) marginals
+        gg = torch.Generator().manual_seed(5)
+        partial = data[:400].clone()
+        partial[torch.rand(400, D, generator=gg) < 0.5] = K
+        one_pass = model.log_marginal(partial).double()
+        slow = model.log_likelihood_arm(partial, num_orders=16, seed=0)
+        assert float((one_pass - slow).abs().mean()) < 0.05
+        true = exact_log_marginal(xs, logp, partial, K)
+        assert float((one_pass - true).abs().mean()) < 0.08
+
+        # one-step self-consistency on held-in data
+        out, e, _ = self_consistency_loss(model, data[:2000], torch.Generator().manual_seed(1))
+        assert float(e.abs().mean()) < 0.05
+
+
+def test_energy_based_ising_3x3_reaches_small_exact_kl():
+    energy = IsingEnergy(3, sigma=0.5, bias=0.2)
+    logp_true = energy.exact_log_probs()
+    states = energy.all_states()
+    model = MaM(NetworkConfig(D=9, K=2, arch="mlp", hidden=256, n_layers=3))
+    res = train_eb(model, energy, TrainConfig(steps=1500, batch_size=256, lr=1e-3, log_every=100), progress=False)
+    with torch.no_grad():
+        lm = model.log_marginal(states).double()
+    log_z = float(torch.logsumexp(lm, 0))
+    assert abs(log_z) < 0.15  # normalisation holds up to self-consistency error
+    assert _kl(lm - log_z, logp_true) < 0.05
+    assert _kl(model.log_likelihood_arm(states, order="l2r"), logp_true) < 0.05
+    # samples from the conditional head match the exact single-site marginals
+    samples = model.sample(20000, seed=0).double().mean(0)
+    assert float((samples - energy.exact_site_marginals()).abs().max()) < 0.04
+    # the target is far from uniform, so this is not trivially satisfied
+    assert float(energy.exact_site_marginals().min()) > 0.7
+    keys = res.history[-1].keys()
+    assert {"kl_plus_logz", "log_f_mean", "log_f_std", "sc_abs_err", "sec_per_step"} <= set(keys)
+
+
+def _tiny_eb(steps, **kw):
+    torch.manual_seed(0)
+    model = MaM(NetworkConfig(D=9, K=2, arch="mlp", hidden=32, n_layers=1))
+    cfg = TrainConfig(steps=steps, batch_size=32, checkpoint_every=10, log_every=5)
+    return model, train_eb(model, IsingEnergy(3, sigma=0.3), cfg, progress=False, **kw)
+
+
+def test_resume_continues_exactly(tmp_path):
+    full, _ = _tiny_eb(30)
+    # the same run, interrupted by a stop file after step 10, then resumed to 30
+    stop = tmp_path / "STOP"
+    calls = {"n": 0}
+
+    def on_log(rec):
+        calls["n"] += 1
+        if rec["step"] >= 10:
+            stop.touch()
+
+    part, res = _tiny_eb(30, out_dir=tmp_path, stop_file=stop, on_log=on_log)
+    assert res.stopped_early and res.step == 10
+    stop.unlink()
+    resumed, res2 = _tiny_eb(30, out_dir=tmp_path, resume=True)
+    assert res2.step == 30 and not res2.stopped_early
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    steps = [h["step"] for h in resumed.metadata["training"][-1]["history"]]
+    assert steps == list(range(5, 31, 5))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_non_finite_losses_stop_with_a_clear_message_and_keep_the_checkpoint(tmp_path):
+    model = MaM(NetworkConfig(D=4, K=2, arch="mlp", hidden=8, n_layers=1))
+    x = torch.randint(0, 2, (64, 4))
+    cfg = TrainConfig(steps=40, batch_size=8, checkpoint_every=5, max_bad_steps=3)
+
+    def step_fn(step, gen):
+        loss = model.net.conditional(x).logsumexp(-1).mean()
+        return LossOutput(loss * (float("nan") if step >= 12 else 1.0))
+
+    with pytest.raises(TrainingDiverged, match="3 consecutive non-finite"):
+        run_training(model, step_fn, cfg, "arm", out_dir=tmp_path, progress=False)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ck["train_state"]["step"] == 10
+    assert all(torch.isfinite(v).all() for v in ck["state_dict"].values())
+
+
+def test_isolated_non_finite_steps_are_skipped_and_counted():
+    model = MaM(NetworkConfig(D=4, K=2, arch="mlp", hidden=8, n_layers=1))
+    x = torch.randint(0, 2, (64, 4))
+
+    def step_fn(step, gen):
+        loss = model.net.conditional(x).logsumexp(-1).mean()
+        return LossOutput(loss * (float("inf") if step % 7 == 3 else 1.0))
+
+    res = run_training(model, step_fn, TrainConfig(steps=20, batch_size=8, max_bad_steps=2), "arm", progress=False)
+    assert res.skipped_steps == 3 and res.step == 20
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_nan_energy_is_a_clear_error():
+    model = MaM(NetworkConfig(D=4, K=2, arch="mlp", hidden=8, n_layers=1))
+    with pytest.raises(ValueError, match="non-finite"):
+        train_eb(model, lambda x: torch.full((x.shape[0],), math.nan), TrainConfig(steps=3, batch_size=8), progress=False)
+    with pytest.raises(ValueError, match="shape"):
+        train_eb(model, lambda x: torch.zeros(3), TrainConfig(steps=3, batch_size=8), progress=False)
+
+
+def test_unwritable_output_folder_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    model = MaM(NetworkConfig(D=4, K=2, arch="mlp", hidden=8, n_layers=1))
+    with pytest.raises(OSError, match="cannot write to output folder"):
+        train_arm(model, torch.zeros(4, 4, dtype=torch.long), TrainConfig(steps=2, batch_size=2), out_dir=blocker / "sub", progress=False)
+
+
+def test_eb_with_a_template_never_moves_fixed_positions():
+    energy = IsingEnergy(3, sigma=0.3)
+    model = MaM(NetworkConfig(D=9, K=2, arch="mlp", hidden=32, n_layers=1))
+    template = torch.tensor([0, 2, 2, 2, 1, 2, 2, 2, 0])
+    seen = []
+    res = train_eb(
+        model,
+        lambda x: seen.append(x.clone()) or energy(x),
+        TrainConfig(steps=20, batch_size=64),
+        template=template,
+        progress=False,
+    )
+    fixed = template != 2
+    assert all((x[:, fixed] == template[fixed]).all() for x in seen)
+    assert res.step == 20
