@@ -19,6 +19,8 @@ from . import checkpoint as ckpt
 from .config import NetworkConfig, TrainConfig, get_preset, PRESETS
 from .datasets import DataError, load_token_file
 from .model import MaM, resolve_device
+from .molecules import MoleculeDataError, attach_tokenizer, encode_source, is_smiles_source, tokenizer_of
+from .tokenizers import make_template
 from .trainers import CHECKPOINT_NAME, TrainingDiverged, distill, train_arm, train_eb
 from .vocab import Vocabulary
 
@@ -60,8 +62,17 @@ def _add_network(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="token file (.pt/.npy/.txt/.csv) or ising:N[:SIGMA[:BIAS]]")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="molecules: moses[:train|test] or a .smi/.csv(.gz) SMILES file; "
+        "tokens: .pt/.npy/.txt file or ising:N[:SIGMA[:BIAS]]",
+    )
     p.add_argument("--n-samples", type=int, default=20000, help="sample count for synthetic data specs")
+    p.add_argument("--tokenizer", default="selfies", choices=["selfies", "smiles"], help="molecule tokenizer (new models)")
+    p.add_argument("--max-length", type=int, help="D for molecules (default: longest molecule)")
+    p.add_argument("--limit", type=int, help="use only the first N molecules")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for tokenising")
 
 
 def _train_config(args, preset: str) -> TrainConfig:
@@ -104,10 +115,16 @@ def _train_kwargs(args) -> dict:
     )
 
 
-def _load_data(args, vocab_hint: Vocabulary | None = None):
+def _load_data(args, tokenizer=None):
+    """``(x, vocab, tokenizer_or_None)`` from --data; molecules use (or build) a tokenizer."""
+    if is_smiles_source(args.data):
+        x, tok = encode_source(
+            args.data, tokenizer, args.tokenizer, args.max_length, args.limit, args.jobs, not args.no_progress
+        )
+        return x, tok.vocab, tok
     x, vocab = load_token_file(args.data, n_samples=args.n_samples, seed=args.seed)
-    vocab = vocab or vocab_hint or Vocabulary.integers(int(x.max()) + 1 if x.numel() else 2)
-    return x, vocab
+    vocab = vocab or Vocabulary.integers(int(x.max()) + 1 if x.numel() else 2)
+    return x, vocab, None
 
 
 def _resume_or_new(args, build) -> MaM:
@@ -129,13 +146,15 @@ def _report(result, what: str) -> None:
 
 # --------------------------------------------------------------------------- subcommands
 def run_train_arm(args) -> None:
-    x, vocab = _load_data(args)
+    x, vocab, tok = _load_data(args)
     device = resolve_device(args.device)
 
     def build():
         return MaM(_network_config(args, x.shape[1], vocab.K), vocab, {"data": args.data}).to(device)
 
     model = _resume_or_new(args, build)
+    if tok is not None:
+        attach_tokenizer(model, tok)
     cfg = _train_config(args, args.preset)
     res = train_arm(model, x.to(model.device), cfg, **_train_kwargs(args))
     _report(res, "stage 1 (AO-ARM)")
@@ -148,7 +167,7 @@ def run_distill(args) -> None:
         model = ckpt.load(path, device)
     else:
         model = ckpt.load(args.init, device)
-    x, _ = load_token_file(args.data, n_samples=args.n_samples, seed=args.seed)
+    x, _, _ = _load_data(args, tokenizer_of(model))
     cfg = _train_config(args, args.preset)
     res = distill(model, x.to(model.device), cfg, **_train_kwargs(args))
     _report(res, "stage 2 (distillation)")
@@ -208,15 +227,20 @@ def _parse_order(spec: str, D: int):
 
 def run_sample(args) -> None:
     model = _load_model(args)
+    tok = tokenizer_of(model)
     template = None
-    if args.template:
+    if args.fragment:
+        if tok is None:
+            raise CLIError("--fragment needs a molecule model; use --template for token models")
+        template = make_template(tok, args.fragment, start=args.start)
+    elif args.template:
         rows = load_token_text(args.template, model, "--template")
         template = rows[0]
     order = _parse_order(args.order, model.D)
     t0 = time.perf_counter()
     x = model.sample(args.n, order=order, template=template, temperature=args.temperature, seed=args.seed)
     dt = time.perf_counter() - t0
-    lines = [_format_row(model, r) for r in x.cpu()]
+    lines = tok.decode_batch(x.cpu()) if tok is not None else [_format_row(model, r) for r in x.cpu()]
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
         print(f"wrote {len(lines)} samples to {args.out} ({dt:.2f}s)")
@@ -238,7 +262,21 @@ def load_token_text(text_or_path: str, model: MaM, what: str) -> torch.Tensor:
 
 def run_score(args) -> None:
     model = _load_model(args)
-    x = load_token_text(args.input, model, args.input)
+    tok = tokenizer_of(model)
+    labels = None
+    if tok is not None:
+        p = Path(args.input)
+        if not p.is_file():
+            raise CLIError(f"input file not found: {args.input}")
+        smiles = [ln.split()[0] for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        batch = tok.encode_filtered(smiles)
+        for idx, msg in batch.errors:
+            print(f"skipped line {idx + 1}: {msg}", file=sys.stderr)
+        if not batch.kept:
+            raise CLIError(f"{args.input}: no molecule could be encoded")
+        x, labels = batch.ids, [smiles[i] for i in batch.kept]
+    else:
+        x = load_token_text(args.input, model, args.input)
     if x.shape[1] != model.D:
         raise CLIError(f"{args.input}: sequences have {x.shape[1]} tokens; the model needs D={model.D}")
     x = x.to(model.device)
@@ -253,9 +291,11 @@ def run_score(args) -> None:
             t_arm = time.perf_counter() - t0
     out = open(args.out, "w", newline="") if args.out else sys.stdout
     w = csv.writer(out)
-    w.writerow(["row", "observed", "log_marginal_mam"] + (["log_likelihood_arm"] if arm is not None else []))
+    first = ["smiles"] if labels is not None else ["row", "observed"]
+    w.writerow(first + ["log_marginal_mam"] + (["log_likelihood_arm"] if arm is not None else []))
     for i in range(x.shape[0]):
-        row = [i, int((x[i] != model.mask_id).sum()), f"{float(lm[i]):.6f}"]
+        head = [labels[i]] if labels is not None else [i, int((x[i] != model.mask_id).sum())]
+        row = head + [f"{float(lm[i]):.6f}"]
         if arm is not None:
             row.append(f"{float(arm[i]):.6f}")
         w.writerow(row)
@@ -305,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=10, help="number of samples")
     p.add_argument("--order", default="random", help="random, l2r, r2l, or positions like '3 0 1 2'")
     p.add_argument("--template", help="ids with ? for positions to sample, inline or a file")
+    p.add_argument("--fragment", help="molecule models: SMILES fragment kept fixed in every sample")
+    p.add_argument("--start", type=int, default=0, help="position of the fragment's first token")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--out", help="write samples here instead of stdout")
     _add_common(p)
@@ -312,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="log p(x_S) of each input row in one pass (and optionally AO-ARM)")
     p.add_argument("--model", required=True, help="checkpoint file")
-    p.add_argument("--input", required=True, help="file with one row of ids per line (? = masked)")
+    p.add_argument("--input", required=True, help="one SMILES per line (molecule models) or one row of ids (? = masked)")
     p.add_argument("--arm", action="store_true", help="also compute the exact AO-ARM value (D passes)")
     p.add_argument("--orders", type=int, default=1, help="random orders for --arm")
     p.add_argument("--batch-size", type=int, default=256)
@@ -328,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         args.func(args)
-    except (CLIError, DataError, ckpt.CheckpointError, TrainingDiverged, ValueError, OSError, RuntimeError) as err:
+    except (CLIError, DataError, MoleculeDataError, ckpt.CheckpointError, TrainingDiverged, ValueError, OSError, RuntimeError) as err:
         print(f"mam {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -86,3 +86,26 @@ def test_score_rejects_bad_rows(tmp_path, capsys):
         (tmp_path / "in.txt").write_text(text + "\n")
         assert main(["score", "--model", model, "--input", str(tmp_path / "in.txt")]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_molecule_models_train_sample_and_score_smiles(tmp_path, capsys):
+    from rdkit import Chem
+
+    s1, s2 = tmp_path / "s1", tmp_path / "s2"
+    assert main(["train-arm", "--data", "moses", "--limit", "60", "--out", str(s1), "--steps", "3", "--batch-size", "8",
+                 "--d-model", "16", "--n-layers", "1", "--no-progress"]) == 0
+    assert main(["distill", "--data", "moses:test", "--limit", "40", "--init", str(s1 / "checkpoint.pt"), "--out", str(s2),
+                 "--steps", "3", "--batch-size", "8", "--no-progress"]) == 0
+    capsys.readouterr()
+    model = str(s2 / "checkpoint.pt")
+    assert main(["sample", "--model", model, "-n", "5", "--fragment", "CCO", "--seed", "1"]) == 0
+    smiles = capsys.readouterr().out.strip().splitlines()
+    assert len(smiles) == 5 and all(Chem.MolFromSmiles(s) is not None for s in smiles)  # SELFIES: always valid
+
+    inp = tmp_path / "mols.smi"
+    inp.write_text("CCO\nc1ccccc1\nnot_a_smiles\n")
+    assert main(["score", "--model", model, "--input", str(inp), "--arm"]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0] == "smiles,log_marginal_mam,log_likelihood_arm"
+    assert len(out.out.strip().splitlines()) == 3
+    assert "skipped line 3" in out.err and "not_a_smiles" in out.err

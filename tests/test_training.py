@@ -12,12 +12,8 @@ from conftest import exact_log_marginal, pairwise_field
 from energies import IsingEnergy
 from mam_core import MaM, NetworkConfig, TrainConfig, TrainingDiverged, distill, train_arm, train_eb
 from mam_core.objectives import LossOutput, self_consistency_loss
+from mam_core.toy import kl_divergence as _kl
 from mam_core.trainers import run_training
-
-
-def _kl(logq: torch.Tensor, logp: torch.Tensor) -> float:
-    """KL(q‖p) for log-probability vectors over all states."""
-    return float((logq.exp() * (logq - logp)).sum())
 
 
 def test_mle_two_stages_match_brute_force():

@@ -1,0 +1,100 @@
+"""Molecules as MaM inputs: reading SMILES sources, encoding them, and the tokenizer a model
+carries in its checkpoint metadata (so a saved model always decodes its own samples)."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import torch
+
+from .model import MaM
+from .tokenizers import MolTokenizer, get_tokenizer, tokenizer_from_dict
+
+__all__ = ["MoleculeDataError", "is_smiles_source", "read_smiles", "encode_source", "tokenizer_of", "attach_tokenizer"]
+
+log = logging.getLogger(__name__)
+
+SMILES_SUFFIXES = (".smi", ".smiles", ".csv", ".csv.gz", ".smi.gz")
+
+
+class MoleculeDataError(ValueError):
+    """A SMILES source could not be read; the message names it and says why."""
+
+
+def is_smiles_source(source: str) -> bool:
+    """``moses``/``moses:SPLIT`` specs and SMILES files (by suffix) are molecule sources."""
+    return source == "moses" or source.startswith("moses:") or source.lower().endswith(SMILES_SUFFIXES)
+
+
+def read_smiles(source: str, limit: int | None = None) -> list[str]:
+    """SMILES strings from ``moses[:train|test]``, a ``.smi`` file (first column) or a CSV with a
+    ``SMILES``/``smiles`` column (gzip allowed)."""
+    if source == "moses" or source.startswith("moses:"):
+        from .moses import load_moses
+
+        split = source.split(":", 1)[1] if ":" in source else "train"
+        return load_moses(split, limit=limit)
+    path = Path(source)
+    if not path.is_file():
+        raise MoleculeDataError(f"SMILES file not found: {source}")
+    opener = gzip.open if source.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            lines = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    except (OSError, UnicodeDecodeError) as err:
+        raise MoleculeDataError(f"{source}: could not be read as UTF-8 text ({err})") from None
+    if not lines:
+        raise MoleculeDataError(f"{source}: no molecules found")
+    if ".csv" in source.lower():
+        header = [h.strip() for h in lines[0].split(",")]
+        col = next((i for i, h in enumerate(header) if h.lower() == "smiles"), None)
+        if col is None:
+            raise MoleculeDataError(f"{source}: a CSV needs a 'SMILES' column; found {header[:10]}")
+        smiles = [row.split(",")[col].strip() for row in lines[1:] if len(row.split(",")) > col]
+    else:
+        smiles = [ln.split()[0] for ln in lines]
+    return smiles[:limit] if limit else smiles
+
+
+def encode_source(
+    source: str,
+    tokenizer: MolTokenizer | None = None,
+    kind: str = "selfies",
+    max_length: int | None = None,
+    limit: int | None = None,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> tuple[torch.Tensor, MolTokenizer]:
+    """Encode a SMILES source to ``(N, D)`` ids, building a tokenizer from it when none is given.
+
+    Molecules that cannot be encoded (invalid SMILES, unknown tokens, longer than D) are skipped
+    and counted in a log message, never silently changed.
+    """
+    smiles = read_smiles(source, limit)
+    if tokenizer is None:
+        tokenizer, batch = get_tokenizer(kind).fit_encode(
+            smiles, max_length=max_length, drop_long=True, drop_invalid=True, n_jobs=n_jobs, progress=progress
+        )
+    else:
+        batch = tokenizer.encode_filtered(smiles, n_jobs=n_jobs, progress=progress)
+    if batch.n_dropped:
+        first = batch.errors[0][1]
+        log.warning("%s: skipped %d of %d molecules (first: %s)", source, batch.n_dropped, len(smiles), first)
+    if batch.ids.shape[0] == 0:
+        raise MoleculeDataError(f"{source}: none of the {len(smiles)} molecules could be encoded")
+    return batch.ids, tokenizer
+
+
+def attach_tokenizer(model: MaM, tokenizer: MolTokenizer) -> None:
+    """Store the tokenizer in the model's metadata (saved with every checkpoint)."""
+    if tokenizer.vocab != model.vocab or tokenizer.D != model.D:
+        raise ValueError("the tokenizer's vocabulary/length does not match the model")
+    model.metadata["tokenizer"] = tokenizer.to_dict()
+
+
+def tokenizer_of(model: MaM) -> MolTokenizer | None:
+    """The model's tokenizer, or ``None`` for non-molecule models (lattices, token data)."""
+    spec = model.metadata.get("tokenizer")
+    return tokenizer_from_dict(spec) if spec else None
