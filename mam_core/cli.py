@@ -208,8 +208,15 @@ def run_train_eb(args) -> None:
     _report(res, "energy-based training")
 
 
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "default.pt"
+
+
 def _load_model(args) -> MaM:
-    return ckpt.load(args.model, resolve_device(args.device))
+    """--model, or the shipped default molecule model when none is given."""
+    path = args.model or DEFAULT_MODEL
+    if args.model is None and not DEFAULT_MODEL.is_file():
+        raise CLIError(f"no --model given and no default model at {DEFAULT_MODEL}")
+    return ckpt.load(path, resolve_device(args.device))
 
 
 def _format_row(model: MaM, row) -> str:
@@ -307,6 +314,25 @@ def run_score(args) -> None:
     print(msg, file=sys.stderr)
 
 
+def run_eval(args) -> None:
+    from .evaluation import evaluate_molecule_model
+    from .moses import load_moses
+
+    model = _load_model(args)
+    result = evaluate_molecule_model(
+        model, load_moses("test"), load_moses("train"), args.out, args.n_test, args.n_samples, args.orders,
+        args.fragment, args.seed,
+    )
+    full = result["likelihood"]["test molecules"]
+    print(
+        f"report: {Path(args.out) / 'report.md'}\n"
+        f"NLL AO-ARM {full['nll_arm_nats']:.2f} vs MaM {full['nll_mam_nats']:.2f} nats; "
+        f"Spearman {full['spearman']:.3f}, Pearson {full['pearson']:.3f}; speed-up {full['speedup']:.1f}x; "
+        f"validity {result['samples']['validity']:.3f}, uniqueness {result['samples']['uniqueness']:.3f}, "
+        f"novelty {result['samples']['novelty']:.3f}"
+    )
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mam", description="Generative Marginalization Models (MaM Studio)")
@@ -341,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_train_eb)
 
     p = sub.add_parser("sample", help="any-order sampling, optionally from a template")
-    p.add_argument("--model", required=True, help="checkpoint file")
+    p.add_argument("--model", help="checkpoint file (default: the shipped molecule model)")
     p.add_argument("-n", type=int, default=10, help="number of samples")
     p.add_argument("--order", default="random", help="random, l2r, r2l, or positions like '3 0 1 2'")
     p.add_argument("--template", help="ids with ? for positions to sample, inline or a file")
@@ -353,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_sample)
 
     p = sub.add_parser("score", help="log p(x_S) of each input row in one pass (and optionally AO-ARM)")
-    p.add_argument("--model", required=True, help="checkpoint file")
+    p.add_argument("--model", help="checkpoint file (default: the shipped molecule model)")
     p.add_argument("--input", required=True, help="one SMILES per line (molecule models) or one row of ids (? = masked)")
     p.add_argument("--arm", action="store_true", help="also compute the exact AO-ARM value (D passes)")
     p.add_argument("--orders", type=int, default=1, help="random orders for --arm")
@@ -361,6 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="CSV output (default stdout)")
     _add_common(p)
     p.set_defaults(func=run_score)
+
+    p = sub.add_parser("eval", help="molecule models: MaM vs AO-ARM likelihoods and sample quality report")
+    p.add_argument("--model", help="checkpoint file (default: the shipped molecule model)")
+    p.add_argument("--out", required=True, help="report folder (report.md, CSVs, figures)")
+    p.add_argument("--n-test", type=int, default=1000, help="held-out MOSES molecules to score")
+    p.add_argument("--n-samples", type=int, default=1000, help="molecules to sample")
+    p.add_argument("--orders", type=int, default=1, help="random orders for the AO-ARM reference")
+    p.add_argument("--fragment", default="c1ccccc1", help="fragment for the conditional-generation check")
+    _add_common(p)
+    p.set_defaults(func=run_eval)
     return parser
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from mam_core.cli import build_parser, main
 
-COMMANDS = ["train-arm", "distill", "train-eb", "sample", "score"]
+COMMANDS = ["train-arm", "distill", "train-eb", "sample", "score", "eval"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
