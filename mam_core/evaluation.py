@@ -35,6 +35,12 @@ class LikelihoodAgreement:
     def n(self) -> int:
         return len(self.mam)
 
+    def _corr(self, fn) -> float:
+        """Correlation, NaN where undefined (fewer than 3 rows or a constant side)."""
+        if self.n < 3 or np.ptp(self.mam) == 0 or np.ptp(self.arm) == 0:
+            return float("nan")
+        return float(fn(self.mam, self.arm).statistic)
+
     def summary(self) -> dict:
         """NLL in nats and bits per token, relative gap, correlations, time per molecule."""
         ln2 = math.log(2)
@@ -47,8 +53,8 @@ class LikelihoodAgreement:
             "bits_per_token_mam": nll_mam / (self.D * ln2),
             "relative_gap": (nll_mam - nll_arm) / abs(nll_arm) if nll_arm else float("nan"),
             "mean_abs_diff_nats": float(np.abs(self.mam - self.arm).mean()),
-            "spearman": float(stats.spearmanr(self.mam, self.arm).statistic) if self.n > 2 else float("nan"),
-            "pearson": float(stats.pearsonr(self.mam, self.arm).statistic) if self.n > 2 else float("nan"),
+            "spearman": self._corr(stats.spearmanr),
+            "pearson": self._corr(stats.pearsonr),
             "ms_per_molecule_mam": 1e3 * self.seconds_mam / self.n,
             "ms_per_molecule_arm": 1e3 * self.seconds_arm / self.n,
             "speedup": self.seconds_arm / max(self.seconds_mam, 1e-12),
