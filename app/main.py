@@ -9,6 +9,7 @@ st.sidebar.title("MaM Studio")
 st.sidebar.caption(f"Device: {device_label()}")
 
 pages = {
+    "Molecules": [st.Page("../pages/design.py", title="Design", icon="🧪", url_path="design", default=True)],
     "Lattices": [st.Page("../pages/ising.py", title="Ising", icon="🧲", url_path="ising")],
 }
 st.navigation(pages).run()

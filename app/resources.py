@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import streamlit as st
 import torch
 
 from mam_core import resolve_device
@@ -13,3 +14,16 @@ def device_label() -> str:
     if dev.type == "cuda":
         return f"CUDA ({torch.cuda.get_device_name(dev)})"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_model(path: str | None = None):
+    """The model at ``path`` (default: the shipped molecule model), loaded once per process.
+
+    Pages must not modify it (it is shared between sessions)."""
+    from mam_core import load
+    from mam_core.molecules import default_model_path
+
+    model = load(path or default_model_path(), resolve_device("auto"))
+    model.eval()
+    return model

@@ -19,7 +19,14 @@ from . import checkpoint as ckpt
 from .config import NetworkConfig, TrainConfig, get_preset, PRESETS
 from .datasets import DataError, load_token_file
 from .model import MaM, resolve_device
-from .molecules import MoleculeDataError, attach_tokenizer, encode_source, is_smiles_source, tokenizer_of
+from .molecules import (
+    MoleculeDataError,
+    attach_tokenizer,
+    default_model_path,
+    encode_source,
+    is_smiles_source,
+    tokenizer_of,
+)
 from .tokenizers import make_template
 from .trainers import CHECKPOINT_NAME, TrainingDiverged, distill, train_arm, train_eb
 from .vocab import Vocabulary
@@ -208,7 +215,7 @@ def run_train_eb(args) -> None:
     _report(res, "energy-based training")
 
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "default.pt"
+DEFAULT_MODEL = default_model_path()
 
 
 def _load_model(args) -> MaM:

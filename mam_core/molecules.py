@@ -12,7 +12,16 @@ import torch
 from .model import MaM
 from .tokenizers import MolTokenizer, get_tokenizer, tokenizer_from_dict
 
-__all__ = ["MoleculeDataError", "is_smiles_source", "read_smiles", "encode_source", "tokenizer_of", "attach_tokenizer"]
+__all__ = [
+    "MoleculeDataError",
+    "is_smiles_source",
+    "read_smiles",
+    "encode_source",
+    "tokenizer_of",
+    "attach_tokenizer",
+    "default_model_path",
+    "generate_molecules",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +107,39 @@ def tokenizer_of(model: MaM) -> MolTokenizer | None:
     """The model's tokenizer, or ``None`` for non-molecule models (lattices, token data)."""
     spec = model.metadata.get("tokenizer")
     return tokenizer_from_dict(spec) if spec else None
+
+
+def default_model_path():
+    """The default molecule model: ``$MAM_DEFAULT_MODEL`` if set, else the shipped
+    ``data/models/default.pt``."""
+    import os
+
+    env = os.environ.get("MAM_DEFAULT_MODEL")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "models" / "default.pt"
+
+
+@torch.no_grad()
+def generate_molecules(
+    model: MaM,
+    n: int,
+    fragment: str | None = None,
+    start: int = 0,
+    order="random",
+    temperature: float = 1.0,
+    seed: int | None = None,
+):
+    """Sample ``n`` molecules (optionally keeping a SMILES fragment fixed at ``start``) and
+    return a table: SMILES, the MaM log-likelihood of each sample (one pass) and its properties.
+    """
+    from energies.properties import compute_properties
+
+    from .tokenizers import make_template
+
+    tok = tokenizer_of(model)
+    if tok is None:
+        raise ValueError("this model has no molecule tokenizer")
+    template = make_template(tok, fragment, start=start) if fragment else None
+    x = model.sample(n, order=order, template=template, temperature=temperature, seed=seed)
+    table = compute_properties(tok.decode_batch(x.cpu()))
+    table.insert(1, "log_likelihood", model.log_marginal(x).double().cpu().numpy())
+    return table
