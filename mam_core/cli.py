@@ -168,12 +168,7 @@ def run_train_arm(args) -> None:
 
 
 def run_distill(args) -> None:
-    path = Path(args.out) / CHECKPOINT_NAME
-    device = resolve_device(args.device)
-    if args.resume and path.exists():
-        model = ckpt.load(path, device)
-    else:
-        model = ckpt.load(args.init, device)
+    model = _resume_or_new(args, lambda: ckpt.load(args.init, resolve_device(args.device)))
     x, _, _ = _load_data(args, tokenizer_of(model))
     cfg = _train_config(args, args.preset)
     res = distill(model, x.to(model.device), cfg, **_train_kwargs(args))
@@ -215,15 +210,14 @@ def run_train_eb(args) -> None:
     _report(res, "energy-based training")
 
 
-DEFAULT_MODEL = default_model_path()
-
-
 def _load_model(args) -> MaM:
     """--model, or the shipped default molecule model when none is given."""
-    path = args.model or DEFAULT_MODEL
-    if args.model is None and not DEFAULT_MODEL.is_file():
-        raise CLIError(f"no --model given and no default model at {DEFAULT_MODEL}")
-    return ckpt.load(path, resolve_device(args.device))
+    if args.model is None:
+        path = default_model_path()  # read per call so $MAM_DEFAULT_MODEL is honoured
+        if not path.is_file():
+            raise CLIError(f"no --model given and no default model at {path}")
+        return ckpt.load(path, resolve_device(args.device))
+    return ckpt.load(args.model, resolve_device(args.device))
 
 
 def _format_row(model: MaM, row) -> str:

@@ -136,11 +136,10 @@ def censor_and_resample(
     seq, n_free = restrict_order(orders, free)  # free positions first, in order
     count = n_free.clamp(max=k)
     start = n_free - count  # the last `count` free positions of the order
-    rows = torch.arange(B, device=dev)
-    for j in range(int(count.max()) if B else 0):  # censor the whole block first
-        active = j < count
-        pos = seq.gather(1, (start + j).clamp(max=D - 1).unsqueeze(1)).squeeze(1)
-        x[rows, pos] = torch.where(active, torch.full_like(pos, model.mask_id), x[rows, pos])
+    steps = torch.arange(k, device=dev)  # censor the whole block first, in one scatter
+    block = seq.gather(1, (start[:, None] + steps).clamp(max=D - 1))  # (B, k)
+    in_block = steps < count[:, None]  # (B, k)
+    x[torch.arange(B, device=dev)[:, None].expand_as(block)[in_block], block[in_block]] = model.mask_id
     was_training = model.training
     model.eval()
     try:

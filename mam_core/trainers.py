@@ -214,11 +214,8 @@ def run_training(
             if ok:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                grads = [p.grad for p in params if p.grad is not None]
-                if cfg.grad_clip > 0:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
-                else:
-                    grad_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
+                # clip_grad_norm_ with max_norm=inf measures the norm without clipping
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf))
                 ok = math.isfinite(grad_norm)
             if not ok:
                 opt.zero_grad(set_to_none=True)
