@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .config import TrainConfig
 from .model import MaM
 from .objectives import LossOutput, reinforce_kl
+from .distributed import local_batch
 from .sampling import sample
 from .trainers import TrainResult, run_training
 
@@ -62,9 +63,8 @@ def train_arm_eb(
 
     def step_fn(step, gen):
         with torch.no_grad():
-            x = sample(model, cfg.batch_size, order="l2r", generator=gen)
+            x = sample(model, local_batch(cfg.batch_size), order="l2r", generator=gen)
             lf = torch.as_tensor(log_f(x), dtype=torch.float32, device=model.device)
         return arm_eb_loss(model, x, lf, chunk)
 
-    params = [p for p in model.net.conditional_trunk.parameters()] + list(model.net.conditional_head.parameters())
-    return run_training(model, step_fn, cfg, "arm_eb", params=params, **kw)
+    return run_training(model, step_fn, cfg, "arm_eb", params=model.net.conditional_parameters(), **kw)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed as dist
 from .config import NetworkConfig, TrainConfig, get_preset, PRESETS
 from .datasets import DataError, load_token_file
 from .finetune import fine_tune
@@ -146,6 +147,8 @@ def _resume_or_new(args, build) -> MaM:
 
 
 def _report(result, what: str) -> None:
+    if not dist.is_main():
+        return
     last = result.history[-1] if result.history else {}
     shown = {k: round(v, 4) for k, v in last.items() if isinstance(v, float)}
     state = "stopped early" if result.stopped_early else "finished"
@@ -470,18 +473,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAINING_COMMANDS = ("train-arm", "distill", "train-eb")
+
+
+def _join_torchrun(args) -> None:
+    """Under ``torchrun`` (WORLD_SIZE > 1): join the process group, pin this rank's device and
+    silence progress bars on all ranks but 0."""
+    if args.command not in TRAINING_COMMANDS:
+        raise CLIError(f"only {', '.join(TRAINING_COMMANDS)} run under torchrun; run 'mam {args.command}' as one process")
+    args.device = str(dist.init_from_env(args.device))
+    if not dist.is_main():
+        args.no_progress = True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    who = f"mam {args.command}"
     try:
+        if dist.launched_by_torchrun():
+            _join_torchrun(args)
+            who = f"mam {args.command} [rank {dist.rank()}]"
+        if args.command in TRAINING_COMMANDS:
+            torch.manual_seed(args.seed)  # the network's initial weights: reruns are reproducible
         args.func(args)
     except (CLIError, DataError, MoleculeDataError, ckpt.CheckpointError, TrainingDiverged, ValueError, OSError, RuntimeError) as err:
-        print(f"mam {args.command}: error: {err}", file=sys.stderr)
+        print(f"{who}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mam {args.command}: interrupted", file=sys.stderr)
+        print(f"{who}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if dist.launched_by_torchrun():
+            dist.shutdown()
     return 0
 
 

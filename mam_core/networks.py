@@ -159,11 +159,13 @@ class TwoHeadNet(nn.Module):
             return self._marginal_from(feats), self._cond(feats)
         return self.marginal(x), self.conditional(x)
 
+    def conditional_parameters(self) -> list[nn.Parameter]:
+        """Parameters the conditional head uses (what stage 1 and the ARM baseline train)."""
+        return list(self.conditional_trunk.parameters()) + list(self.conditional_head.parameters())
+
     def marginal_parameters(self) -> list[nn.Parameter]:
         """Parameters that only the marginal head uses (what stage-2 distillation trains)."""
-        cond_ids = {id(p) for p in self.conditional_trunk.parameters()} | {
-            id(p) for p in self.conditional_head.parameters()
-        }
+        cond_ids = {id(p) for p in self.conditional_parameters()}
         return [p for p in self.parameters() if id(p) not in cond_ids]
 
     def warm_start_marginal(self) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .distributed import global_mean_std
 from .orders import make_orders, rank_of, restrict_order
 
 __all__ = ["LossOutput", "ao_arm_loss", "self_consistency_loss", "energy_based_loss", "reinforce_kl", "consistency_pairs"]
@@ -155,7 +156,8 @@ def reinforce_kl(logp: torch.Tensor, log_f: torch.Tensor) -> LossOutput:
         bad = int((~torch.isfinite(log_f)).sum())
         raise ValueError(f"the energy returned {bad} non-finite values (NaN/inf); energies must be finite")
     r = (logp - log_f).detach()  # (B,)
-    r_std = (r - r.mean()) / (r.std() + 1e-8) if r.numel() > 1 else r * 0
+    mean, std = global_mean_std(r)  # over every rank's samples under torchrun
+    r_std = (r - mean) / (std + 1e-8)
     loss = (r_std * logp).mean()
     return LossOutput(loss, {
         "loss": float(loss.detach()),

@@ -5,10 +5,15 @@ gradient clipping), the non-finite guard, tqdm progress, periodic atomic checkpo
 ``resume`` and clean stops (a stop file or SIGINT/SIGTERM).  A mode only supplies a
 ``step_fn(step, generator) -> LossOutput`` and the tensors it keeps between steps (persistent
 chains), which are saved with the checkpoint so a resumed run continues exactly.
+
+Under ``torchrun`` the same loop runs on every rank (:mod:`mam_core.distributed`): the network
+is wrapped in ``DistributedDataParallel`` around the whole step, each rank works on its share of
+the global batch, metrics are averaged over ranks, and rank 0 alone writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -23,6 +28,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .model import MaM
@@ -64,6 +70,55 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     span = max(cfg.steps - cfg.warmup, 1)
     t = min(max(step - cfg.warmup, 0) / span, 1.0)
     return cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class _LossStep(torch.nn.Module):
+    """Lets ``DistributedDataParallel`` see one training step as one forward call.
+
+    Our objectives make several passes through both heads (and sample under ``no_grad``) before
+    a single backward, so DDP wraps the whole step rather than the network's ``forward``; its
+    gradient hooks sit on the same parameters either way.
+    """
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+        self.last: LossOutput | None = None
+
+    def forward(self, step_fn, step, gen):
+        self.last = step_fn(step, gen)
+        return self.last.loss
+
+
+@contextlib.contextmanager
+def _distributed_step(model: MaM, step_fn, params: list):
+    """Yield ``step_fn`` as is in one process; under torchrun, called through DDP so gradients are
+    averaged over ranks during backward.
+
+    Only ``params`` (what this stage trains, each used by every step) are handed to DDP: the
+    others are frozen for the run, so DDP never waits for a gradient that cannot come.
+    """
+    if not dist.is_distributed():
+        yield step_fn
+        return
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    trained = {id(p) for p in params}
+    frozen = [p for p in model.net.parameters() if p.requires_grad and id(p) not in trained]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        holder = _LossStep(model.net)
+        ddp = DDP(holder, device_ids=[model.device.index] if model.device.type == "cuda" else None)
+
+        def wrapped(step, gen):
+            ddp(step_fn, step, gen)
+            return holder.last
+
+        yield wrapped
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def check_writable(out_dir: Path) -> None:
@@ -138,14 +193,22 @@ def run_training(
     state = state if state is not None else {}
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / CHECKPOINT_NAME if out is not None else None
+    main = dist.is_main()
     if out is not None:
-        check_writable(out)
+        err = None
+        if main:
+            try:
+                check_writable(out)
+            except OSError as e:
+                err = e
+        if not dist.all_true(err is None):
+            raise err or OSError(f"cannot write to output folder {out} (checked on rank 0)")
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = generator
     if gen is None:
         gen = torch.Generator(device=model.device)
-        gen.manual_seed(cfg.seed)
+        gen.manual_seed(dist.rank_seed(cfg.seed))
 
     history: list = []
     start_step = 0
@@ -165,11 +228,7 @@ def run_training(
         opt.load_state_dict(ts["optimizer"])
         start_step = int(ts["step"])
         skipped_total = int(ts.get("skipped", 0))
-        for k, v in ts.get("extra", {}).items():
-            if k in state:
-                state[k].copy_(v.to(state[k].device))
-        if "rng" in ts:
-            gen.set_state(ts["rng"])
+        _restore_state(state, ts.get("extra", {}), gen, ts)
         stages = list(ck.metadata.get("training", []))
         if stages and stages[-1].get("stage") == stage:
             prev = stages.pop()
@@ -179,19 +238,25 @@ def run_training(
         log.warning("no checkpoint at %s; starting a new run", ckpt_path)
 
     def save(step: int) -> None:
+        """Collective under torchrun (every rank's chains and RNG go in); rank 0 writes."""
         if ckpt_path is None:
             return
-        record["steps_done"] = step
-        model.metadata["training"] = stages + [record]
-        train_state = {
-            "stage": stage,
-            "step": step,
-            "skipped": skipped_total,
-            "optimizer": opt.state_dict(),
-            "extra": {k: v.detach().cpu() for k, v in state.items()},
-            "rng": gen.get_state(),
-        }
-        save_checkpoint(model, ckpt_path, train_state=train_state)
+        extra = {k: dist.gather_rows(v) for k, v in state.items()}
+        rng_ranks = dist.gather_rows(gen.get_state()[None])
+        if main:
+            record["steps_done"] = step
+            model.metadata["training"] = stages + [record]
+            train_state = {
+                "stage": stage,
+                "step": step,
+                "skipped": skipped_total,
+                "optimizer": opt.state_dict(),
+                "extra": extra,
+                "rng": rng_ranks[0],
+                "rng_ranks": rng_ranks,
+            }
+            save_checkpoint(model, ckpt_path, train_state=train_state)
+        dist.barrier()
 
     model.train()
     t_start = time.perf_counter()
@@ -199,24 +264,27 @@ def run_training(
     bad_in_row = 0
     stopped_early = False
     step = start_step
-    bar = tqdm(total=cfg.steps, initial=start_step, desc=stage, disable=not progress, dynamic_ncols=True)
-    with _StopFlag(stop_file) as stop:
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=stage, disable=not (progress and main), dynamic_ncols=True)
+    distributed = dist.is_distributed()
+    with _StopFlag(stop_file) as stop, _distributed_step(model, step_fn, params) as step_call:
         while step < cfg.steps:
-            if stop:
+            if dist.any_true(bool(stop)):
                 stopped_early = True
                 break
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * _lr_factor(step, cfg)
-            out_loss = step_fn(step, gen)
+            out_loss = step_call(step, gen)
             loss = out_loss.loss
             grad_norm = float("nan")
-            ok = bool(torch.isfinite(loss))
-            if ok:
+            ok = dist.all_true(bool(torch.isfinite(loss)))
+            if ok or distributed:
+                # under DDP every rank must run backward so the gradient all-reduce completes;
+                # a non-finite step is then discarded on all ranks alike
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 # clip_grad_norm_ with max_norm=inf measures the norm without clipping
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf))
-                ok = math.isfinite(grad_norm)
+                ok = ok and math.isfinite(grad_norm)
             if not ok:
                 opt.zero_grad(set_to_none=True)
                 bad_in_row += 1
@@ -238,7 +306,7 @@ def run_training(
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 now = time.perf_counter()
-                rec = {
+                rec = dist.mean_metrics({
                     "step": step,
                     "loss": float(loss.detach()),
                     "lr": opt.param_groups[0]["lr"],
@@ -246,16 +314,18 @@ def run_training(
                     "sec_per_step": (now - t_last) / cfg.log_every if step % cfg.log_every == 0 else None,
                     "skipped": skipped_total,
                     **out_loss.metrics,
-                }
+                })
+                rec["step"], rec["skipped"] = step, skipped_total
                 t_last = now
                 history.append(rec)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k in ("loss", "bits_per_dim", "sc_abs_err", "kl_plus_logz")})
-                if on_log is not None:
+                if on_log is not None and main:
                     on_log(rec)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save(step)
     bar.close()
     save(step)
+    dist.barrier()
     model.metadata["training"] = stages + [record]
     record["steps_done"] = step
     model.eval()
@@ -270,6 +340,30 @@ def run_training(
     )
 
 
+def _restore_state(state: dict, extra: dict, gen: torch.Generator, ts: dict) -> None:
+    """Put saved chains and RNG back; under torchrun each rank takes its own rows.
+
+    Checkpoints hold every rank's chains concatenated in rank order, so a run resumed with the
+    same global batch continues exactly; a different process count re-splits the same chains.
+    """
+    n, r = dist.world_size(), dist.rank()
+    for k, v in extra.items():
+        if k not in state:
+            continue
+        rows = state[k].shape[0]
+        if v.shape[1:] == state[k].shape[1:] and v.shape[0] == rows * n:
+            state[k].copy_(v[r * rows : (r + 1) * rows].to(state[k].device))
+        else:
+            log.warning("checkpoint %s has shape %s, expected %d x %s; starting fresh", k, tuple(v.shape), rows * n, tuple(state[k].shape[1:]))
+    ranks = ts.get("rng_ranks")
+    if ranks is not None and ranks.shape[0] == n:
+        gen.set_state(ranks[r].clone())
+    elif n == 1 and "rng" in ts:
+        gen.set_state(ts["rng"])
+    else:
+        log.warning("the checkpoint was written by a different number of processes; random streams are reseeded")
+
+
 def _check_data(model: MaM, data: torch.Tensor) -> torch.Tensor:
     data = model.check_input(data, allow_mask=False)
     if data.shape[0] == 0:
@@ -277,20 +371,35 @@ def _check_data(model: MaM, data: torch.Tensor) -> torch.Tensor:
     return data
 
 
-def _batch(data: torch.Tensor, n: int, gen) -> torch.Tensor:
-    idx = torch.randint(0, data.shape[0], (n,), device=data.device, generator=gen)
-    return data[idx]
+def _data_batches(data: torch.Tensor, n: int, seed: int) -> Callable[[int], torch.Tensor]:
+    """``step -> (n, D)`` rows of ``data``: this rank's shard of a reshuffled epoch (see
+    :class:`mam_core.distributed.ShardedBatches`)."""
+    batches = dist.ShardedBatches(data.shape[0], n, seed) if n else None
+
+    def get(step: int) -> torch.Tensor:
+        if batches is None:
+            return data[:0]
+        return data[batches(step).to(data.device)]
+
+    return get
+
+
+def _chain_generator(model: MaM, cfg: TrainConfig) -> torch.Generator:
+    gen0 = torch.Generator(device=model.device)
+    gen0.manual_seed(dist.rank_seed(cfg.seed + 1))
+    return gen0
 
 
 def train_arm(model: MaM, data: torch.Tensor, cfg: TrainConfig, **kw) -> TrainResult:
     """Stage 1: fit the conditional head φ with the AO-ARM objective on complete sequences."""
     data = _check_data(model, data)
+    batch = _data_batches(data, dist.local_batch(cfg.batch_size), cfg.seed)
 
     def step_fn(step, gen):
-        return ao_arm_loss(model, _batch(data, cfg.batch_size, gen), gen)
+        return ao_arm_loss(model, batch(step), gen)
 
     kw.setdefault("run_info", {"n_train": int(data.shape[0])})
-    return run_training(model, step_fn, cfg, "arm", **kw)
+    return run_training(model, step_fn, cfg, "arm", params=model.net.conditional_parameters(), **kw)
 
 
 def _init_chains(model: MaM, n: int, gen, template: torch.Tensor | None = None) -> torch.Tensor:
@@ -307,15 +416,15 @@ def distill(model: MaM, data: torch.Tensor, cfg: TrainConfig, warm_start: bool =
     data = _check_data(model, data)
     if warm_start and not any(r.get("stage") == "distill" for r in model.metadata.get("training", [])):
         model.net.warm_start_marginal()
-    n_data = int(round(cfg.batch_size * cfg.data_fraction))
-    n_chain = cfg.batch_size - n_data
-    gen0 = torch.Generator(device=model.device)
-    gen0.manual_seed(cfg.seed + 1)
-    state = {"chains": _init_chains(model, max(n_chain, 1), gen0)}
+    per_rank = dist.local_batch(cfg.batch_size)
+    n_data = int(round(per_rank * cfg.data_fraction))
+    n_chain = per_rank - n_data
+    state = {"chains": _init_chains(model, max(n_chain, 1), _chain_generator(model, cfg))}
     params = model.net.marginal_parameters()
+    batch = _data_batches(data, n_data, cfg.seed)
 
     def step_fn(step, gen):
-        parts = [_batch(data, n_data, gen)] if n_data else []
+        parts = [batch(step)] if n_data else []
         if n_chain:
             state["chains"].copy_(censor_and_resample(model, state["chains"], cfg.gibbs_k, generator=gen))
             parts.append(state["chains"])
@@ -345,9 +454,7 @@ def train_eb(
     if template is not None:
         template = model.check_input(template)[0]
         frozen = template != model.mask_id
-    gen0 = torch.Generator(device=model.device)
-    gen0.manual_seed(cfg.seed + 1)
-    state = {"chains": _init_chains(model, cfg.batch_size, gen0, template)}
+    state = {"chains": _init_chains(model, dist.local_batch(cfg.batch_size), _chain_generator(model, cfg), template)}
 
     def step_fn(step, gen):
         chains = censor_and_resample(model, state["chains"], cfg.gibbs_k, frozen=frozen, generator=gen)
