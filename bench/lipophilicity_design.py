@@ -73,7 +73,7 @@ def write_report(out: Path, args, results: dict, hists: dict) -> str:
     (out / "report.md").write_text(
         f"# Designing towards logP = {args.target:g}\n\n"
         f"Reward log f = −(logP − {args.target:g})² / {args.tau:g}; fine-tuning target p_prior^β·f with β = {args.beta:g}; "
-        f"fragment `{args.fragment}` fixed at the start in the "fine-tune + fragment" rows. {args.samples} samples per row; "
+        f"fragment `{args.fragment}` fixed at the start in the `fine-tune + fragment` rows. {args.samples} samples per row; "
         f"`within_0.5` is the fraction with |logP − target| ≤ 0.5.\n\n{table}\n"
         f"Histogram: [logp_hist.html](logp_hist.html).\n\n"
         f"Reproduce: `python bench/lipophilicity_design.py --scratch-steps {args.scratch_steps} "
