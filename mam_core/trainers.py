@@ -109,7 +109,9 @@ def _distributed_step(model: MaM, step_fn, params: list):
         p.requires_grad_(False)
     try:
         holder = _LossStep(model.net)
-        ddp = DDP(holder, device_ids=[model.device.index] if model.device.type == "cuda" else None)
+        cuda = model.device.type == "cuda"
+        index = model.device.index if model.device.index is not None else (torch.cuda.current_device() if cuda else None)
+        ddp = DDP(holder, device_ids=[index] if cuda else None)
 
         def wrapped(step, gen):
             ddp(step_fn, step, gen)

@@ -115,6 +115,11 @@ def test_cli_under_torchrun_trains_resumes_and_refuses_other_commands(tmp_path):
     # a 1-process resume of the 2-process checkpoint re-splits the same 32 chains
     _run([sys.executable, "-m", "mam_core.cli", *common, "--steps", "35", "--resume"])
     assert load_checkpoint(out / "checkpoint.pt").train_state["step"] == 35
+    # a stop file stops every rank at the same step, with a checkpoint
+    (tmp_path / "STOP").touch()
+    res = _run(_torchrun("-m", "mam_core.cli", *common, "--steps", "100", "--resume", "--stop-file", str(tmp_path / "STOP")))
+    assert res.stdout.count("stopped early at step 35") == 1
+    assert load_checkpoint(out / "checkpoint.pt").train_state["step"] == 35
 
     bad = subprocess.run(
         _torchrun("-m", "mam_core.cli", "train-eb", "--energy", "ising", "--ising-size", "3", "--batch-size", "33",
