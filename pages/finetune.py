@@ -46,9 +46,11 @@ with st.form("finetune"):
     fragment = c7.text_input("Fixed fragment (SMILES, optional)", "", key="ft_fragment")
     start = c8.number_input("Fragment start position", 0, model.D - 1, 0, key="ft_start")
     c9, c10, c11 = st.columns(3)
-    steps = c9.number_input("Steps", 10, 5000, 200, 10, key="ft_steps")
+    steps = c9.number_input("Steps", 10, 5000, 200, 10, key="ft_steps",
+                            help="On 2 CPU cores a step takes about 0.5 s at batch 64. Towards logP −4 (τ 0.1), "
+                                 "200 steps start the shift; 2,000 steps put about a third of samples within ±0.5.")
     batch = c10.number_input("Batch size", 8, 512, 64, 8, key="ft_batch")
-    lr = c11.number_input("Learning rate", 1e-5, 1e-2, 3e-4, format="%.5f", key="ft_lr")
+    lr = c11.number_input("Learning rate", 1e-5, 1e-2, 1e-3, format="%.5f", key="ft_lr")
     start_clicked = st.form_submit_button("Start fine-tuning", type="primary", disabled=busy)
 
 if start_clicked:
