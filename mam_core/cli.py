@@ -20,7 +20,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist
 from .config import NetworkConfig, TrainConfig, get_preset, PRESETS
 from .datasets import DataError, load_token_file
-from .finetune import fine_tune
+from .finetune import energy_run_info, fine_tune
 from .model import MaM, resolve_device
 from .molecules import (
     MoleculeDataError,
@@ -236,14 +236,7 @@ def run_train_eb(args) -> None:
     device = resolve_device(args.device)
     init_model = ckpt.load(args.init, device) if args.init else None
     energy = _build_energy(args, init_model)
-    info = {"energy": getattr(energy, "name", args.energy), "energy_description": getattr(energy, "description", "")}
-    params = getattr(energy, "params", None)
-    if params is not None and hasattr(params, "__dataclass_fields__"):
-        import dataclasses
-
-        params = dataclasses.asdict(params)
-    if isinstance(params, dict):
-        info["energy_params"] = params
+    info = energy_run_info(energy)
 
     def build():
         if init_model is not None:

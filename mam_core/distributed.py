@@ -122,25 +122,26 @@ def _reduce_flag(flag: bool, op) -> bool:
 
 def all_true(flag: bool) -> bool:
     """True on every rank only when ``flag`` is true on every rank (e.g. "the loss is finite")."""
-    return _reduce_flag(flag, dist.ReduceOp.MIN if is_distributed() else None)
+    return _reduce_flag(flag, dist.ReduceOp.MIN)
 
 
 def any_true(flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any rank (e.g. "a stop was requested")."""
-    return _reduce_flag(flag, dist.ReduceOp.MAX if is_distributed() else None)
+    return _reduce_flag(flag, dist.ReduceOp.MAX)
 
 
 def mean_metrics(metrics: dict) -> dict:
-    """Average the numeric entries of a metrics dict over ranks (others are taken from rank 0)."""
+    """Average the float entries of a metrics dict over ranks; the rest (step counters, which
+    every rank shares) are taken from rank 0."""
     if not is_distributed():
         return metrics
     gathered: list = [None] * world_size()
     dist.all_gather_object(gathered, metrics)
     out = dict(gathered[0])
-    for key, value in gathered[0].items():
+    for key in out:
         vals = [g.get(key) for g in gathered]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
-            out[key] = float(sum(vals) / len(vals))
+        if all(isinstance(v, float) for v in vals):
+            out[key] = sum(vals) / len(vals)
     return out
 
 

@@ -16,6 +16,7 @@ same way.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Callable
 
 import torch
@@ -24,7 +25,7 @@ from .config import TrainConfig
 from .model import MaM
 from .trainers import TrainResult, train_eb
 
-__all__ = ["PriorTiltedTarget", "fine_tune"]
+__all__ = ["PriorTiltedTarget", "fine_tune", "energy_run_info"]
 
 
 class PriorTiltedTarget:
@@ -55,6 +56,17 @@ class PriorTiltedTarget:
         return self.beta * log_prior + log_f
 
 
+def energy_run_info(energy) -> dict:
+    """What a run records about its reward: name, description and parameters (as JSON data)."""
+    info = {"energy": getattr(energy, "name", type(energy).__name__), "energy_description": getattr(energy, "description", "")}
+    params = getattr(energy, "params", None)
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        params = dataclasses.asdict(params)
+    if isinstance(params, dict):
+        info["energy_params"] = params
+    return info
+
+
 def fine_tune(
     model: MaM,
     energy: Callable[[torch.Tensor], torch.Tensor],
@@ -80,11 +92,7 @@ def fine_tune(
     elif prior.D != model.D or prior.K != model.K:
         raise ValueError(f"the prior has D={prior.D}, K={prior.K} but the model has D={model.D}, K={model.K}")
     target = PriorTiltedTarget(prior, energy, beta)
-    info = dict(kw.pop("run_info", None) or {})
-    info.setdefault("energy", getattr(energy, "name", type(energy).__name__))
-    params = getattr(energy, "params", None)
-    if isinstance(params, dict):
-        info.setdefault("energy_params", params)
+    info = {**energy_run_info(energy), **(kw.pop("run_info", None) or {})}
     info["beta"] = target.beta
     info["fine_tuned"] = True
     return train_eb(model, target, cfg, template=template, run_info=info, **kw)

@@ -317,7 +317,6 @@ def run_training(
                     "skipped": skipped_total,
                     **out_loss.metrics,
                 })
-                rec["step"], rec["skipped"] = step, skipped_total
                 t_last = now
                 history.append(rec)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k in ("loss", "bits_per_dim", "sc_abs_err", "kl_plus_logz")})
@@ -327,7 +326,6 @@ def run_training(
                 save(step)
     bar.close()
     save(step)
-    dist.barrier()
     model.metadata["training"] = stages + [record]
     record["steps_done"] = step
     model.eval()
