@@ -18,6 +18,18 @@ def perturbed(model: MaM, scale: float = 0.2, seed: int = 0) -> MaM:
     return model
 
 
+def install_default_molecule_model(model: MaM, tokenizer, tmp_path, monkeypatch) -> MaM:
+    """Make ``model`` (with its tokenizer) the shipped default and give it an empty model store."""
+    from mam_core import save
+    from mam_core.molecules import attach_tokenizer
+
+    attach_tokenizer(model, tokenizer)
+    save(model, tmp_path / "default.pt")
+    monkeypatch.setenv("MAM_DEFAULT_MODEL", str(tmp_path / "default.pt"))
+    monkeypatch.setenv("MAM_MODELS_DIR", str(tmp_path / "store"))
+    return model
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

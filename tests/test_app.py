@@ -7,24 +7,21 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import install_default_molecule_model
+
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 
 
 @pytest.fixture()
 def tiny_default(tmp_path, monkeypatch):
     """A tiny untrained molecule model as the default, and an empty model store."""
-    from mam_core import MaM, NetworkConfig, save
-    from mam_core.molecules import attach_tokenizer
+    from mam_core import MaM, NetworkConfig
     from mam_core.moses import load_moses
     from mam_core.tokenizers import SelfiesTokenizer
 
     tok = SelfiesTokenizer.build(load_moses("train", limit=200), drop_invalid=True)
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
-    attach_tokenizer(model, tok)
-    save(model, tmp_path / "m.pt")
-    monkeypatch.setenv("MAM_DEFAULT_MODEL", str(tmp_path / "m.pt"))
-    monkeypatch.setenv("MAM_MODELS_DIR", str(tmp_path / "store"))
-    return model
+    return install_default_molecule_model(model, tok, tmp_path, monkeypatch)
 
 
 def test_ising_page_trains_samples_and_compares():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mam_core import MaM, NetworkConfig, save
+from mam_core import MaM, NetworkConfig
 from mam_core.model_store import (
     ModelStoreError,
     delete_model,
@@ -18,24 +18,17 @@ from mam_core.model_store import (
     sanitize_name,
     save_model,
 )
-from mam_core.molecules import attach_tokenizer
 from mam_core.scoring import ScoringInputError, agreement, decode_upload, parse_smiles_text, position_distributions, score_molecules
 from mam_core.tokenizers import SelfiesTokenizer, make_template
+
+from conftest import install_default_molecule_model, perturbed
 
 
 @pytest.fixture()
 def mol_model(tmp_path, monkeypatch):
     tok = SelfiesTokenizer.build(["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CCN"], max_length=24)
-    torch.manual_seed(0)
-    m = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    attach_tokenizer(m, tok)
-    save(m, tmp_path / "default.pt")
-    monkeypatch.setenv("MAM_DEFAULT_MODEL", str(tmp_path / "default.pt"))
-    monkeypatch.setenv("MAM_MODELS_DIR", str(tmp_path / "store"))
-    return m
+    m = perturbed(MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab), 0.1)
+    return install_default_molecule_model(m, tok, tmp_path, monkeypatch)
 
 
 def test_parse_smiles_text_lines_csv_and_limits():
