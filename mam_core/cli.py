@@ -46,6 +46,7 @@ class CLIError(Exception):
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
 
 def _add_train(p: argparse.ArgumentParser, default_preset: str) -> None:
@@ -127,7 +128,16 @@ def _train_kwargs(args) -> dict:
 
 
 def _load_data(args, tokenizer=None):
-    """``(x, vocab, tokenizer_or_None)`` from --data; molecules use (or build) a tokenizer."""
+    """``(x, vocab, tokenizer_or_None)`` from --data; molecules use (or build) a tokenizer.
+
+    A ``.pt`` file written by ``mam prepare-data`` carries its tokenizer and is used as it is.
+    """
+    prepared = _prepared_data(args.data)
+    if prepared is not None:
+        x, tok = prepared
+        if args.limit:
+            x = x[: args.limit]
+        return x, tok.vocab, tok
     if is_smiles_source(args.data):
         x, tok = encode_source(
             args.data, tokenizer, args.tokenizer, args.max_length, args.limit, args.jobs, not args.no_progress
@@ -136,6 +146,48 @@ def _load_data(args, tokenizer=None):
     x, vocab = load_token_file(args.data, n_samples=args.n_samples, seed=args.seed)
     vocab = vocab or Vocabulary.integers(int(x.max()) + 1 if x.numel() else 2)
     return x, vocab, None
+
+
+def _prepared_data(source: str):
+    """``(ids, tokenizer)`` from a ``mam prepare-data`` file, or ``None`` for any other source."""
+    if not source.lower().endswith(".pt") or not Path(source).is_file():
+        return None
+    try:
+        obj = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - reported as a data error below
+        raise DataError(f"{source}: could not be read: {str(err)[:200]}") from None
+    if not isinstance(obj, dict) or "tokenizer" not in obj:
+        return None
+    from .tokenizers import tokenizer_from_dict
+
+    tok = tokenizer_from_dict(obj["tokenizer"])
+    x = torch.as_tensor(obj["x"]).long()
+    if x.dim() != 2 or x.shape[1] != tok.D or (x.numel() and (int(x.min()) < 0 or int(x.max()) >= tok.K)):
+        raise DataError(f"{source}: ids do not fit its tokenizer (D={tok.D}, K={tok.K})")
+    return x, tok
+
+
+def run_prepare_data(args) -> None:
+    from .chem.training_data import fragment_block_dataset
+    from .moses import load_moses
+
+    if args.data == "moses" or args.data.startswith("moses:"):
+        split = args.data.split(":", 1)[1] if ":" in args.data else "train"
+        smiles = load_moses(split, wheel=args.wheel, limit=args.limit)
+    else:
+        from .molecules import read_smiles
+
+        smiles = read_smiles(args.data, args.limit)
+    t0 = time.perf_counter()
+    tok, x = fragment_block_dataset(smiles, args.copies, args.seed, args.max_length, args.jobs)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save({"x": x.to(torch.uint8) if tok.K < 256 else x, "vocab": tok.vocab.to_dict(),
+                "tokenizer": tok.to_dict(), "source": args.data, "copies": args.copies, "seed": args.seed}, tmp)
+    tmp.replace(out)
+    print(f"wrote {x.shape[0]:,} strings of {len(smiles):,} molecules (D={tok.D}, K={tok.K}) to {out} "
+          f"in {time.perf_counter() - t0:.0f}s")
 
 
 def _resume_or_new(args, build) -> MaM:
@@ -276,30 +328,50 @@ def _format_row(model: MaM, row) -> str:
 
 
 def _parse_order(spec: str, D: int):
-    if spec in ("random", "l2r", "r2l"):
+    """A named order, or typed positions (listed first, the rest left to right), as in the app."""
+    from .orders import ORDERS, parse_order
+    from .sampling import DYNAMIC_ORDERS
+
+    if spec in ORDERS or spec in DYNAMIC_ORDERS:
         return spec
     try:
-        return torch.tensor([int(t) for t in spec.replace(",", " ").split()], dtype=torch.long)
-    except ValueError:
-        raise CLIError(f"--order must be random, l2r, r2l or a list of positions, got {spec!r}") from None
+        return parse_order(spec, D)
+    except ValueError as err:
+        raise CLIError(
+            f"--order must be one of {', '.join(sorted(ORDERS) + list(DYNAMIC_ORDERS))} or positions: {err}"
+        ) from None
 
 
 def run_sample(args) -> None:
     model = _load_model(args)
     tok = tokenizer_of(model)
-    template = None
-    if args.fragment:
-        if tok is None:
-            raise CLIError("--fragment needs a molecule model; use --template for token models")
-        template = make_template(tok, args.fragment, start=args.start)
-    elif args.template:
-        rows = load_token_text(args.template, model, "--template")
-        template = rows[0]
     order = _parse_order(args.order, model.D)
     t0 = time.perf_counter()
-    x = model.sample(args.n, order=order, template=template, temperature=args.temperature, seed=args.seed)
-    dt = time.perf_counter() - t0
-    lines = tok.decode_batch(x.cpu()) if tok is not None else [_format_row(model, r) for r in x.cpu()]
+    if tok is not None and args.template is None:
+        from .chem.fragments import FragmentError
+        from .workflows.generate import STATUS_OK, generate_molecules
+
+        try:
+            table = generate_molecules(model, args.n, fragment=args.fragment, start=args.start, order=order,
+                                       temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+        except FragmentError as err:
+            raise CLIError(str(err)) from None
+        dt = time.perf_counter() - t0
+        for notice in table.attrs.get("notices", []):
+            print(f"note: {notice}", file=sys.stderr)
+        summary = table.attrs["summary"]
+        print(f"{summary['requested']} requested, {summary['valid']} valid, "
+              f"{summary['matched'] if summary['matched'] is not None else '-'} matched, "
+              f"{summary['unique']} unique ({dt:.2f}s)", file=sys.stderr)
+        lines = [s if st == STATUS_OK else f"{s}\t# failed: {st}" for s, st in zip(table["SMILES"], table["status"])]
+    else:
+        if args.fragment:
+            raise CLIError("--fragment needs a molecule model; use --template for token models")
+        template = load_token_text(args.template, model, "--template")[0] if args.template else None
+        x = model.sample(args.n, order=order, template=template, temperature=args.temperature, seed=args.seed,
+                         top_p=args.top_p)
+        dt = time.perf_counter() - t0
+        lines = tok.decode_batch(x.cpu()) if tok is not None else [_format_row(model, r) for r in x.cpu()]
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
         print(f"wrote {len(lines)} samples to {args.out} ({dt:.2f}s)")
@@ -432,14 +504,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gibbs-k", type=int, help="censor-and-resample block size (default 4)")
     p.set_defaults(func=run_train_eb)
 
+    p = sub.add_parser("prepare-data", help="encode molecules as shuffled fragment blocks for training (.pt)")
+    p.add_argument("--data", default="moses", help="moses[:split], a .smi file or a CSV with a SMILES column")
+    p.add_argument("--wheel", help="molsets-0.3.1 wheel for the full MOSES splits (default: embedded subset)")
+    p.add_argument("--limit", type=int, help="use only the first N molecules")
+    p.add_argument("--copies", type=int, default=2, help="shuffled fragment orders per molecule")
+    p.add_argument("--max-length", type=int, default=64, help="D; longer strings are dropped")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output .pt file (use it as --data of train-arm/distill)")
+    p.set_defaults(func=run_prepare_data)
+
     p = sub.add_parser("sample", help="any-order sampling, optionally from a template")
     p.add_argument("--model", help="checkpoint file (default: the shipped molecule model)")
     p.add_argument("-n", type=int, default=10, help="number of samples")
-    p.add_argument("--order", default="random", help="random, l2r, r2l, or positions like '3 0 1 2'")
     p.add_argument("--template", help="ids with ? for positions to sample, inline or a file")
-    p.add_argument("--fragment", help="molecule models: SMILES fragment kept fixed in every sample")
-    p.add_argument("--start", type=int, default=0, help="position of the fragment's first token")
+    p.add_argument("--fragment", help="molecule models: SMILES with attachment points ([*], [1*]) kept in every "
+                   "molecule; two dot-separated pieces design a linker; none grows the fragment anywhere")
+    p.add_argument("--start", type=int, default=0, help="SELFIES/SMILES models: position of the fragment's first token")
+    p.add_argument("--order", dest="order", default="random",
+                   help="random, l2r, r2l, confidence (most certain position first), or positions like '3 0 1 2'")
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep tokens covering this mass")
     p.add_argument("--out", help="write samples here instead of stdout")
     _add_common(p)
     p.set_defaults(func=run_sample)
@@ -488,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         if dist.launched_by_torchrun():
             _join_torchrun(args)
             who = f"mam {args.command} [rank {dist.rank()}]"
+        if getattr(args, "threads", None):
+            torch.set_num_threads(args.threads)
         if args.command in TRAINING_COMMANDS:
             torch.manual_seed(args.seed)  # the network's initial weights: reruns are reproducible
         args.func(args)

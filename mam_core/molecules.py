@@ -136,31 +136,9 @@ def default_tokenizer(D: int | None = None) -> MolTokenizer:
     return tok
 
 
-@torch.no_grad()
-def generate_molecules(
-    model: MaM,
-    n: int,
-    fragment: str | None = None,
-    start: int = 0,
-    order="random",
-    temperature: float = 1.0,
-    seed: int | None = None,
-    template: torch.Tensor | None = None,
-):
-    """Sample ``n`` molecules (optionally keeping a SMILES fragment fixed at ``start``, or any
-    ``template`` of fixed ids) and return a table: SMILES, the MaM log-likelihood of each sample
-    (one pass) and its properties. ``order`` is a name or a permutation of the positions.
-    """
-    from energies.properties import compute_properties
+def generate_molecules(model: MaM, n: int, fragment: str | None = None, **kw):
+    """Sample ``n`` molecules, optionally around a fragment with attachment points; see
+    :func:`mam_core.workflows.generate.generate_molecules` (this name is kept for callers)."""
+    from .workflows.generate import generate_molecules as _generate
 
-    from .tokenizers import make_template
-
-    tok = tokenizer_of(model)
-    if tok is None:
-        raise ValueError("this model has no molecule tokenizer")
-    if template is None and fragment:
-        template = make_template(tok, fragment, start=start)
-    x = model.sample(n, order=order, template=template, temperature=temperature, seed=seed)
-    table = compute_properties(tok.decode_batch(x.cpu()))
-    table.insert(1, "log_likelihood", model.log_marginal(x).double().cpu().numpy())
-    return table
+    return _generate(model, n, fragment=fragment, **kw)

@@ -11,15 +11,60 @@ import torch
 from .orders import make_orders, restrict_order
 from .rng import make_generator
 
-__all__ = ["sample", "censor_and_resample", "fill_in_order"]
+__all__ = ["sample", "censor_and_resample", "fill_in_order", "fill_by_confidence", "DYNAMIC_ORDERS"]
 
 
-def _draw(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
-    """One categorical draw per row from ``(n, K)`` logits."""
+#: Orders decided while sampling rather than drawn up front.
+DYNAMIC_ORDERS = ("confidence",)
+
+
+def _draw(logits: torch.Tensor, temperature: float, generator, top_p: float = 1.0) -> torch.Tensor:
+    """One categorical draw per row from ``(n, K)`` logits, with temperature and nucleus (top-p)
+    truncation: only the most likely tokens whose probabilities add up to ``top_p`` stay."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)  # (n, K)
+    if top_p < 1.0:
+        sorted_p, idx = probs.sort(dim=-1, descending=True)  # (n, K)
+        before = sorted_p.cumsum(dim=-1) - sorted_p  # mass of the more likely tokens
+        sorted_p = torch.where(before < top_p, sorted_p, torch.zeros_like(sorted_p))
+        probs = torch.zeros_like(probs).scatter_(1, idx, sorted_p)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (n,)
+
+
+def _check_top_p(top_p: float) -> None:
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def fill_by_confidence(
+    model,
+    x: torch.Tensor,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    top_p: float = 1.0,
+    trajectory: list | None = None,
+) -> torch.Tensor:
+    """Fill every masked position of ``x``, each step the one whose conditional is most certain.
+
+    Certainty is the probability of a position's most likely token under ``p_φ(x_i | x_S)``
+    (MaskGIT's and GenMol's confidence); the token itself is then drawn with ``temperature``
+    and ``top_p``.  One forward pass per filled position, like any other order.
+    """
+    rows = torch.arange(x.shape[0], device=x.device)
+    steps = int((x == model.mask_id).sum(dim=1).max()) if x.numel() else 0
+    for _ in range(steps):
+        masked = x == model.mask_id  # (n, D)
+        active = masked.any(dim=1)  # (n,)
+        logits = model.net.conditional(x)  # (n, D, K)
+        conf = torch.softmax(logits.float(), dim=-1).amax(dim=-1)  # (n, D)
+        conf = torch.where(masked, conf, torch.full_like(conf, -1.0))
+        pos = conf.argmax(dim=1)  # (n,)
+        tok = _draw(logits[rows, pos], temperature, generator, top_p)  # (n,)
+        x[rows, pos] = torch.where(active, tok, x[rows, pos])
+        if trajectory is not None:
+            trajectory.append(x.clone())
+    return x
 
 
 def fill_in_order(
@@ -31,6 +76,7 @@ def fill_in_order(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     trajectory: list | None = None,
+    top_p: float = 1.0,
 ) -> torch.Tensor:
     """Fill positions ``seq[b, start[b] : start[b] + count[b]]`` of ``x`` one by one.
 
@@ -43,7 +89,7 @@ def fill_in_order(
         active = t < count  # (n,)
         pos = seq.gather(1, (start + t).clamp(max=seq.shape[1] - 1).unsqueeze(1)).squeeze(1)  # (n,)
         logits = model.net.conditional(x)[rows, pos]  # (n, K)
-        tok = _draw(logits, temperature, generator)  # (n,)
+        tok = _draw(logits, temperature, generator, top_p)  # (n,)
         x[rows, pos] = torch.where(active, tok, x[rows, pos])
         if trajectory is not None:
             trajectory.append(x.clone())
@@ -60,17 +106,20 @@ def sample(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
+    top_p: float = 1.0,
 ):
     """Draw ``n`` sequences from ``p_φ`` in any order.
 
     Args:
         model: a :class:`~mam_core.model.MaM`.
         n: number of samples.
-        order: ``"random"``, ``"l2r"``, ``"r2l"`` or a permutation tensor ``(D,)``/``(n, D)``.
+        order: ``"random"``, ``"l2r"``, ``"r2l"``, ``"confidence"`` (the most certain masked
+            position first, decided at each step) or a permutation tensor ``(D,)``/``(n, D)``.
             With a template, only its masked positions are visited, in this order.
         template: ``(D,)`` or ``(n, D)`` ids; observed (non-mask) positions are kept exactly
             and the mask-id positions are sampled.
         temperature: softmax temperature (``0`` = greedy).
+        top_p: nucleus sampling; keep the most likely tokens covering this probability mass.
         seed / generator: for reproducible draws.
         return_trajectory: also return the list of ``(n, D)`` states after each filled position.
     Returns:
@@ -80,6 +129,7 @@ def sample(
         raise ValueError(f"n must be a positive number of samples, got {n}")
     if not temperature >= 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    _check_top_p(top_p)
     dev = model.device
     gen = make_generator(seed, dev, generator)
     if template is None:
@@ -89,13 +139,17 @@ def sample(
         if t.shape[0] not in (1, n):
             raise ValueError(f"template has {t.shape[0]} rows; expected 1 or n={n}")
         x = t.expand(n, -1).clone()
-    orders = make_orders(order, n, model.D, dev, gen)
-    seq, count = restrict_order(orders, x == model.mask_id)
     trajectory: list | None = [x.clone()] if return_trajectory else None
     was_training = model.training
     model.eval()
     try:
-        x = fill_in_order(model, x, seq, torch.zeros_like(count), count, temperature, gen, trajectory)
+        if isinstance(order, str) and order in DYNAMIC_ORDERS:
+            x = fill_by_confidence(model, x, temperature, gen, top_p, trajectory)
+        else:
+            orders = make_orders(order, n, model.D, dev, gen)
+            seq, count = restrict_order(orders, x == model.mask_id)
+            start = torch.zeros_like(count)
+            x = fill_in_order(model, x, seq, start, count, temperature, gen, trajectory, top_p)
     finally:
         model.train(was_training)
     return (x, trajectory) if return_trajectory else x

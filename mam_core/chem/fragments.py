@@ -39,6 +39,7 @@ __all__ = [
     "fragment_blocks",
     "FragmentBlocks",
     "capped_smiles",
+    "strip_attachments",
 ]
 
 #: Task names, in the order the benchmark reports them.
@@ -85,10 +86,15 @@ def _has_stereo(mol: Chem.Mol) -> bool:
     return any(b.GetStereo() != Chem.BondStereo.STEREONONE for b in mol.GetBonds())
 
 
-def _strip_dummies(mol: Chem.Mol) -> Chem.Mol:
-    """The molecule without its dummy atoms; their neighbours keep their hydrogen counts."""
+def strip_attachments(mol: Chem.Mol) -> Chem.Mol:
+    """The molecule without its dummy atoms, each replaced by a hydrogen on its neighbour (an
+    aromatic ``n`` that lost a substituent becomes ``[nH]``, so the result stays a molecule)."""
     rw = Chem.RWMol(mol)
-    for a in sorted((a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0), reverse=True):
+    dummies = sorted((a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0), reverse=True)
+    for d in dummies:
+        for nb in rw.GetAtomWithIdx(d).GetNeighbors():
+            nb.SetNumExplicitHs(nb.GetNumExplicitHs() + 1)
+    for a in dummies:
         rw.RemoveAtom(a)
     out = rw.GetMol()
     out.UpdatePropertyCache(strict=False)
@@ -146,7 +152,7 @@ def parse_fragment(text: str) -> FragmentSpec:
         task = "motif extension"
     else:
         task = "scaffold decoration"
-    query = _strip_dummies(mol)
+    query = strip_attachments(mol)
     return FragmentSpec(
         text=text,
         pieces=tuple(pieces),
