@@ -57,6 +57,8 @@ def _add_train(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--steps", type=int, help="optimizer steps (preset default otherwise)")
     p.add_argument("--batch-size", type=int, help="examples / chains per step")
     p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--warmup", type=int, help="linear learning-rate warm-up steps before the cosine decay")
+    p.add_argument("--grad-clip", type=float, help="global gradient-norm clip (0 disables; default 1)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, default=50, help="steps between history records")
     p.add_argument("--max-bad-steps", type=int, default=10, help="consecutive non-finite steps before stopping")
@@ -89,7 +91,7 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 def _train_config(args, preset: str) -> TrainConfig:
     d = dict(get_preset(preset).train)
-    for key in ("steps", "batch_size", "lr"):
+    for key in ("steps", "batch_size", "lr", "warmup", "grad_clip"):
         v = getattr(args, key, None)
         if v is not None:
             d[key] = v
@@ -221,7 +223,14 @@ def run_train_arm(args) -> None:
     if tok is not None:
         attach_tokenizer(model, tok)
     cfg = _train_config(args, args.preset)
-    res = train_arm(model, x.to(model.device), cfg, **_train_kwargs(args))
+    kw = _train_kwargs(args)
+    if args.eval_every and tok is not None:
+        from .workflows.monitor import molecule_monitor
+        from .moses import load_moses
+
+        heldout = tok.encode_filtered(load_moses("test", limit=args.eval_molecules)).ids
+        kw["on_log"] = molecule_monitor(model, heldout, args.eval_every, args.eval_samples, seed=args.seed)
+    res = train_arm(model, x.to(model.device), cfg, **kw)
     _report(res, "stage 1 (AO-ARM)")
 
 
@@ -463,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     _add_train(p, "cpu_tiny")
     _add_network(p)
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="molecules: every N steps add held-out NLL (MOSES test) and sample quality to the history")
+    p.add_argument("--eval-molecules", type=int, default=1000, help="held-out molecules for --eval-every")
+    p.add_argument("--eval-samples", type=int, default=128, help="samples for the quality check of --eval-every")
     p.set_defaults(func=run_train_arm)
 
     p = sub.add_parser("distill", help="stage 2: distil one-pass marginals from a stage-1 model")
