@@ -162,6 +162,11 @@ def mol_weight(mol: Chem.Mol) -> float:
     return float(Descriptors.MolWt(mol))
 
 
+def ring_count(mol: Chem.Mol) -> float:
+    """Number of rings (SSSR); MOSES molecules mostly have 2-4."""
+    return float(mol.GetRingInfo().NumRings())
+
+
 # --- registry -----------------------------------------------------------------------------------
 
 
@@ -213,6 +218,13 @@ PROPERTIES: dict[str, PropertySpec] = {
         label="Molecular weight (Da)",
         fn=mol_weight,
         description="Average molecular weight; drug-like molecules are mostly under 500 Da.",
+        better="neither",
+    ),
+    "rings": PropertySpec(
+        name="rings",
+        label="Rings",
+        fn=ring_count,
+        description="Number of rings (smallest set of smallest rings).",
         better="neither",
     ),
 }

@@ -448,17 +448,22 @@ def run_eval(args) -> None:
     from .moses import load_moses
 
     model = _load_model(args)
+    order = _parse_order(args.order, model.D)
     result = evaluate_molecule_model(
         model, load_moses("test"), load_moses("train"), args.out, args.n_test, args.n_samples, args.orders,
-        args.fragment, args.seed,
+        args.fragment, args.seed, order=order, temperature=args.temperature, top_p=args.top_p,
+        with_fcd=False if args.no_fcd else None, moses_wheel=args.moses_wheel,
     )
     full = result["likelihood"]["test molecules"]
+    fcd_line = ""
+    if result["fcd"]:
+        fcd_line = f"; FCD/Test {result['fcd']['samples']['FCD/Test']:.3f}"
     print(
         f"report: {Path(args.out) / 'report.md'}\n"
         f"NLL AO-ARM {full['nll_arm_nats']:.2f} vs MaM {full['nll_mam_nats']:.2f} nats; "
         f"Spearman {full['spearman']:.3f}, Pearson {full['pearson']:.3f}; speed-up {full['speedup']:.1f}x; "
         f"validity {result['samples']['validity']:.3f}, uniqueness {result['samples']['uniqueness']:.3f}, "
-        f"novelty {result['samples']['novelty']:.3f}"
+        f"novelty {result['samples']['novelty']:.3f}, quality {result['samples']['quality']:.3f}{fcd_line}"
     )
 
 
@@ -559,7 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test", type=int, default=1000, help="held-out MOSES molecules to score")
     p.add_argument("--n-samples", type=int, default=1000, help="molecules to sample")
     p.add_argument("--orders", type=int, default=1, help="random orders for the AO-ARM reference")
-    p.add_argument("--fragment", default="c1ccccc1", help="fragment for the conditional-generation check")
+    p.add_argument("--fragment", default="[*]c1ccccc1", help="fragment for the conditional-generation check")
+    p.add_argument("--order", default="random", help="sampling order: random, l2r, r2l, confidence")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--no-fcd", action="store_true", help="skip the Fréchet ChemNet Distance (slow on CPU)")
+    p.add_argument("--moses-wheel", help="molsets-0.3.1 wheel: use MOSES's own test statistics for FCD")
     _add_common(p)
     p.set_defaults(func=run_eval)
     return parser

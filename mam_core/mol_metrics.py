@@ -36,6 +36,8 @@ __all__ = [
     "internal_diversity",
     "sample_quality",
     "drug_like_quality",
+    "aromatic_ring_fraction",
+    "smiles_lengths",
     "property_distance",
 ]
 
@@ -207,6 +209,29 @@ def drug_like_quality(smiles_list: Sequence[str], qed_min: float = 0.6, sa_max: 
         if property_of(c, "QED") >= qed_min and property_of(c, "SA") <= sa_max:
             good += 1
     return good / len(smiles)
+
+
+def aromatic_ring_fraction(smiles_list: Sequence[str]) -> float:
+    """Aromatic rings / all rings over the valid molecules of a set (NaN without rings).
+
+    SELFIES models can hide aromaticity mistakes as valid molecules with too many aliphatic
+    rings (Skinnider, Nat. Mach. Intell. 2024); comparing this with the data's catches it.
+    """
+    aromatic = total = 0
+    for s in smiles_list:
+        mol = mol_from_smiles(s)
+        if mol is None:
+            continue
+        info = mol.GetRingInfo()
+        for ring in info.BondRings():
+            total += 1
+            aromatic += all(mol.GetBondWithIdx(b).GetIsAromatic() for b in ring)
+    return aromatic / total if total else float("nan")
+
+
+def smiles_lengths(smiles_list: Sequence[str]) -> list[int]:
+    """Lengths (characters) of the RDKit canonical SMILES of the valid molecules."""
+    return [len(c) for c in map(canonical, smiles_list) if c is not None]
 
 
 def property_distance(a: Sequence[float], b: Sequence[float]) -> float:
