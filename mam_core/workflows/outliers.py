@@ -1,0 +1,180 @@
+"""Outlier scores a chemist can screen with: likelihoods that do not reward being small.
+
+A raw ``log p(x)`` favours short molecules (fewer tokens, fewer factors below one), so ranking a
+library by it puts small, odd molecules among the most typical.  The scores here remove that
+size effect in different ways; ``bench/outlier_screening.py`` measures them side by side:
+
+* ``raw`` — ``−log p(x)`` (the one-pass MaM marginal), for reference;
+* ``per_token`` — ``−log p(x) / n``, n the molecule's tokens (pads excluded): perplexity's log;
+* ``likelihood_ratio`` — ``−log p(x) + log q(x)``, q a background model of independent tokens
+  fitted on the training set (Ren et al., NeurIPS 2019): what the model knows beyond token
+  frequencies;
+* ``length_z`` — ``(−log p(x) − μ(n)) / σ(n)``: how far the NLL sits from the training
+  molecules *of the same length*, μ and σ fitted per length on training molecules.
+
+Calibration (:func:`calibrate`) scores training molecules once and stores, in the model's
+metadata, the background model, the per-length fit and the sorted training scores, so a
+percentile ("more atypical than 97 % of the training set") is one lookup.  Molecules the model
+cannot represent (unknown token, too long, not a molecule) are out of domain: they get an
+infinite score, percentile 100 and the reason in ``error``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..model import MaM
+from ..molecules import tokenizer_of
+
+__all__ = ["SCORES", "DEFAULT_SCORE", "Calibration", "calibrate", "calibration_of", "score_table", "raw_scores"]
+
+SCORES = ("raw", "per_token", "likelihood_ratio", "length_z")
+DEFAULT_SCORE = "likelihood_ratio"
+_META_KEY = "outlier_calibration"
+
+
+@dataclass
+class Calibration:
+    """What scoring needs from the training set; plain JSON in ``model.metadata``."""
+
+    background: list[float]  # (K,) log q(token), pads included, from training tokens
+    lengths: list[int]  # lengths with a fitted mean/std
+    mean_nll: list[float]  # μ(n) for each length
+    std_nll: list[float]  # σ(n) for each length
+    train_scores: dict[str, list[float]]  # score name -> sorted scores of training molecules
+    n_train: int
+    source: str
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(**d)
+
+    def length_stats(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """μ(n), σ(n) by interpolation over the fitted lengths (clamped at the ends)."""
+        return (np.interp(n, self.lengths, self.mean_nll), np.interp(n, self.lengths, self.std_nll))
+
+    def percentile(self, name: str, scores: np.ndarray) -> np.ndarray:
+        """Share of training molecules (in %) with a score at or below each score."""
+        ref = np.asarray(self.train_scores[name])
+        pct = 100.0 * np.searchsorted(ref, scores, side="right") / len(ref)
+        return np.where(np.isnan(scores), np.nan, pct)
+
+
+@dataclass
+class _Raw:
+    log_p: np.ndarray  # (N,) MaM log p(x), NaN where not encodable
+    n_tokens: np.ndarray  # (N,) non-pad tokens
+    log_q: np.ndarray  # (N,) background log q(x)
+    errors: list[str]
+
+
+@torch.no_grad()
+def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None, batch_size: int = 512) -> _Raw:
+    """One-pass log-likelihoods plus what the size corrections need."""
+    tok = tokenizer_of(model)
+    if tok is None:
+        raise ValueError("outlier scores need a molecule model; the selected model has no molecule tokenizer")
+    model.eval()
+    enc = tok.encode_filtered(list(smiles))
+    n = len(smiles)
+    log_p, n_tok, log_q = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    errors = [""] * n
+    for i, msg in enc.errors:
+        errors[i] = msg
+    if enc.kept:
+        ids = enc.ids.to(model.device)
+        lp = torch.cat([model.log_marginal(b) for b in ids.split(batch_size)]).double().cpu().numpy()
+        kept = np.asarray(enc.kept)
+        log_p[kept] = lp
+        n_tok[kept] = (enc.ids != tok.pad_id).sum(dim=1).numpy()
+        if background is not None:
+            log_q[kept] = np.asarray(background)[enc.ids.numpy()].sum(axis=1)
+    return _Raw(log_p, n_tok, log_q, errors)
+
+
+def _named_scores(raw: _Raw, cal: Calibration | None) -> dict[str, np.ndarray]:
+    nll = -raw.log_p
+    out = {"raw": nll, "per_token": nll / raw.n_tokens}
+    if cal is not None:
+        out["likelihood_ratio"] = nll + raw.log_q
+        mu, sd = cal.length_stats(raw.n_tokens)
+        out["length_z"] = (nll - mu) / sd
+    return out
+
+
+def calibrate(model: MaM, train_smiles: list[str], source: str = "training molecules", min_per_length: int = 30) -> Calibration:
+    """Score training molecules once; store and return the calibration.
+
+    Args:
+        train_smiles: a few thousand training molecules (5,000 take seconds).
+        min_per_length: lengths with fewer molecules borrow the fit of their neighbours
+            (by pooling a window of lengths around them).
+    """
+    tok = tokenizer_of(model)
+    if tok is None:
+        raise ValueError("calibration needs a molecule model")
+    enc = tok.encode_filtered(list(train_smiles))
+    if len(enc.kept) < 100:
+        raise ValueError(f"only {len(enc.kept)} of the training molecules could be encoded; need at least 100")
+    counts = torch.bincount(enc.ids.flatten(), minlength=tok.K).double() + 1.0  # add-one smoothing
+    background = torch.log(counts / counts.sum()).numpy()
+    raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background)
+    nll, n = -raw.log_p, raw.n_tokens.astype(int)
+    lengths, means, stds = [], [], []
+    for length in range(int(n.min()), int(n.max()) + 1):
+        half = 0
+        sel = n == length
+        while sel.sum() < min_per_length and half < tok.D:
+            half += 1
+            sel = np.abs(n - length) <= half
+        vals = nll[sel]
+        lengths.append(length)
+        means.append(float(vals.mean()))
+        stds.append(float(max(vals.std(), 1e-3)))
+    cal = Calibration(background.tolist(), lengths, means, stds, {}, len(nll), source)
+    named = _named_scores(raw, cal)
+    cal.train_scores = {k: np.sort(v[np.isfinite(v)]).tolist() for k, v in named.items()}
+    model.metadata[_META_KEY] = cal.to_dict()
+    return cal
+
+
+def calibration_of(model: MaM) -> Calibration | None:
+    d = model.metadata.get(_META_KEY)
+    return Calibration.from_dict(d) if d else None
+
+
+def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE, cal: Calibration | None = None) -> pd.DataFrame:
+    """One row per input, in order: ``smiles``, ``log_marginal_mam``, ``n_tokens``,
+    ``outlier_score`` (higher = more atypical; ``inf`` out of domain), ``percentile`` (share of
+    training molecules scoring at or below, in %; 100 out of domain) and ``error``.
+
+    Raises:
+        ValueError: unknown score name, or a score that needs a calibration the model lacks.
+    """
+    if score not in SCORES:
+        raise ValueError(f"unknown outlier score {score!r}; valid: {', '.join(SCORES)}")
+    cal = cal or calibration_of(model)
+    if cal is None and score in ("likelihood_ratio", "length_z"):
+        raise ValueError(f"the {score!r} score needs a calibrated model: run `mam eval` or calibrate() first")
+    raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None)
+    values = _named_scores(raw, cal)[score]
+    ood = np.array([bool(e) for e in raw.errors])
+    values = np.where(ood, math.inf, values)
+    pct = cal.percentile(score, values) if cal else np.full(len(values), np.nan)
+    pct = np.where(ood, 100.0, pct)
+    return pd.DataFrame({
+        "smiles": list(smiles),
+        "log_marginal_mam": raw.log_p,
+        "n_tokens": pd.array(np.where(np.isnan(raw.n_tokens), pd.NA, raw.n_tokens), dtype="Int64"),
+        "outlier_score": values,
+        "percentile": pct,
+        "error": raw.errors,
+    })
