@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import checkpoint as ckpt
@@ -400,23 +401,55 @@ def load_token_text(text_or_path: str, model: MaM, what: str) -> torch.Tensor:
         raise CLIError(str(err)) from None
 
 
+def _score_molecules_cli(args, model: MaM) -> None:
+    """One CSV row per input line, in order: the outlier table of :mod:`mam_core.workflows.outliers`."""
+    from .moses import load_moses
+    from .workflows.outliers import calibrate, calibration_of, score_table
+
+    p = Path(args.input)
+    if not p.is_file():
+        raise CLIError(f"input file not found: {args.input}")
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise CLIError(f"{args.input}: not a UTF-8 text file") from None
+    smiles = [ln.split()[0] if ln.strip() else "" for ln in lines]
+    cal = calibration_of(model)
+    if cal is None and args.score in ("likelihood_ratio", "length_z"):
+        cal = calibrate(model, load_moses("train", limit=5000), "embedded MOSES train (first 5,000)")
+        print("note: this model has no stored calibration; calibrated on 5,000 training molecules now "
+              "(run `mam eval` to store one)", file=sys.stderr)
+    t0 = time.perf_counter()
+    table = score_table(model, smiles, args.score, cal)
+    dt = time.perf_counter() - t0
+    table["error"] = [e if s else "empty line" for s, e in zip(smiles, table["error"])]
+    if args.arm:
+        from .evaluation import likelihood_agreement
+
+        tok = tokenizer_of(model)
+        ok = [i for i, e in enumerate(table["error"]) if not e]
+        arm = np.full(len(table), np.nan)
+        if ok:
+            ids = tok.encode_batch([smiles[i] for i in ok]).to(model.device)
+            with torch.no_grad():
+                arm[ok] = likelihood_agreement(model, ids, args.orders, args.batch_size, args.seed, True).arm
+        table.insert(2, "log_likelihood_arm", arm)
+    table = table.drop(columns=["n_tokens"])
+    if args.out:
+        table.to_csv(args.out, index=False, float_format="%.6f")
+    else:
+        table.to_csv(sys.stdout, index=False, float_format="%.6f")
+    bad = int((table["error"] != "").sum())
+    print(f"scored {len(table) - bad} of {len(table)} lines in {dt:.2f}s ({args.score} score; "
+          f"{bad} out of domain, ranked most atypical with the reason in 'error')", file=sys.stderr)
+
+
 def run_score(args) -> None:
     model = _load_model(args)
-    tok = tokenizer_of(model)
-    labels = None
-    if tok is not None:
-        p = Path(args.input)
-        if not p.is_file():
-            raise CLIError(f"input file not found: {args.input}")
-        smiles = [ln.split()[0] for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        batch = tok.encode_filtered(smiles)
-        for idx, msg in batch.errors:
-            print(f"skipped line {idx + 1}: {msg}", file=sys.stderr)
-        if not batch.kept:
-            raise CLIError(f"{args.input}: no molecule could be encoded")
-        x, labels = batch.ids, [smiles[i] for i in batch.kept]
-    else:
-        x = load_token_text(args.input, model, args.input)
+    if tokenizer_of(model) is not None:
+        _score_molecules_cli(args, model)
+        return
+    x = load_token_text(args.input, model, args.input)
     if x.shape[1] != model.D:
         raise CLIError(f"{args.input}: sequences have {x.shape[1]} tokens; the model needs D={model.D}")
     from .evaluation import likelihood_agreement  # pandas/scipy only when scoring
@@ -427,11 +460,9 @@ def run_score(args) -> None:
     arm, t_arm = (scored.arm, scored.seconds_arm) if args.arm else (None, None)
     out = open(args.out, "w", newline="") if args.out else sys.stdout
     w = csv.writer(out)
-    first = ["smiles"] if labels is not None else ["row", "observed"]
-    w.writerow(first + ["log_marginal_mam"] + (["log_likelihood_arm"] if arm is not None else []))
+    w.writerow(["row", "observed", "log_marginal_mam"] + (["log_likelihood_arm"] if arm is not None else []))
     for i in range(x.shape[0]):
-        head = [labels[i]] if labels is not None else [i, int((x[i] != model.mask_id).sum())]
-        row = head + [f"{float(lm[i]):.6f}"]
+        row = [i, int((x[i] != model.mask_id).sum()), f"{float(lm[i]):.6f}"]
         if arm is not None:
             row.append(f"{float(arm[i]):.6f}")
         w.writerow(row)
@@ -552,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint file (default: the shipped molecule model)")
     p.add_argument("--input", required=True, help="one SMILES per line (molecule models) or one row of ids (? = masked)")
     p.add_argument("--arm", action="store_true", help="also compute the exact AO-ARM value (D passes)")
+    p.add_argument("--score", default="likelihood_ratio",
+                   choices=["raw", "per_token", "likelihood_ratio", "length_z"],
+                   help="molecules: the outlier score (default likelihood_ratio; see bench/outlier_screening.py)")
     p.add_argument("--orders", type=int, default=1, help="random orders for --arm")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", help="CSV output (default stdout)")

@@ -106,6 +106,13 @@ def test_molecule_models_train_sample_and_score_smiles(tmp_path, capsys):
     inp.write_text("CCO\nc1ccccc1\nnot_a_smiles\n")
     assert main(["score", "--model", model, "--input", str(inp), "--arm"]) == 0
     out = capsys.readouterr()
-    assert out.out.splitlines()[0] == "smiles,log_marginal_mam,log_likelihood_arm"
-    assert len(out.out.strip().splitlines()) == 3
-    assert "skipped line 3" in out.err and "not_a_smiles" in out.err
+    import io
+
+    import pandas as pd
+
+    table = pd.read_csv(io.StringIO(out.out), keep_default_na=False, na_values=[""])
+    assert list(table.columns) == ["smiles", "log_marginal_mam", "log_likelihood_arm", "outlier_score", "percentile", "error"]
+    assert table["smiles"].tolist() == ["CCO", "c1ccccc1", "not_a_smiles"]  # every line, in order
+    assert table["error"].fillna("").tolist()[:2] == ["", ""] and "cannot parse" in table["error"][2]
+    assert table["outlier_score"][2] == float("inf") and table["percentile"][2] == 100.0  # out of domain ranks first
+    assert table["log_likelihood_arm"][:2].notna().all() and "1 out of domain" in out.err
