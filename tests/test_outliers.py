@@ -1,0 +1,93 @@
+"""Outlier scores on the shipped default model: size does not decide the ranking, every row is
+kept, and the calibration makes training molecules' percentiles uniform."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rdkit import Chem
+
+from mam_core import checkpoint as ckpt
+from mam_core.molecules import default_model_path
+from mam_core.moses import load_moses
+from mam_core.workflows.outliers import SCORES, calibrate, calibration_of, score_table
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    model = ckpt.load(default_model_path(), "cpu")
+    train = load_moses("train")
+    cal = calibrate(model, train[-3000:], "test calibration")
+    return model, cal, train
+
+
+def _largest_ring_system(smiles: str) -> str | None:
+    """The molecule's largest ring with its atoms only (a smaller piece of the same molecule)."""
+    mol = Chem.MolFromSmiles(smiles)
+    rings = sorted(mol.GetRingInfo().AtomRings(), key=len, reverse=True)
+    if not rings:
+        return None
+    piece = Chem.MolFragmentToSmiles(mol, atomsToUse=list(rings[0]))
+    return piece if Chem.MolFromSmiles(piece) is not None else None
+
+
+def test_a_piece_is_not_more_typical_than_its_molecule_just_for_being_small(calibrated):
+    model, cal, _ = calibrated
+    whole, pieces = [], []
+    for s in load_moses("test", limit=80):
+        p = _largest_ring_system(s)
+        if p is not None:
+            whole.append(s)
+            pieces.append(p)
+    raw_w, raw_p = (score_table(model, x, "raw", cal)["outlier_score"].to_numpy() for x in (whole, pieces))
+    lr_w, lr_p = (score_table(model, x, "likelihood_ratio", cal)["outlier_score"].to_numpy() for x in (whole, pieces))
+    ok = np.isfinite(raw_w) & np.isfinite(raw_p)
+    assert ok.sum() >= 40
+    # raw NLL calls most lone rings more typical than the drug-like molecule they came from
+    assert (raw_p[ok] < raw_w[ok]).mean() > 0.6
+    # the likelihood ratio does not: most lone rings are the more atypical of the pair
+    assert (lr_p[ok] > lr_w[ok]).mean() > 0.6
+
+
+def test_every_row_is_kept_in_order_with_its_reason(calibrated):
+    model, cal, _ = calibrated
+    rows = ["CCOC(=O)c1ccccc1", "not a molecule", "C[Si](C)(C)C", "", "CC" * 60, "c1ccccc1O"]
+    for score in SCORES:
+        t = score_table(model, rows, score, cal)
+        assert t["smiles"].tolist() == rows
+        bad = t["error"] != ""
+        assert bad.tolist() == [False, True, True, True, True, False]
+        assert np.isinf(t.loc[bad, "outlier_score"]).all() and (t.loc[bad, "percentile"] == 100).all()
+        assert np.isfinite(t.loc[~bad, "outlier_score"]).all()
+        assert t["outlier_score"].rank(ascending=False).loc[bad].max() <= bad.sum()  # ranked first
+    errors = score_table(model, rows, "raw", cal)["error"].tolist()
+    assert "[Si]" in errors[2] and "longer than" in errors[4]
+
+
+def test_training_percentiles_are_close_to_uniform(calibrated):
+    model, cal, train = calibrated
+    fresh = train[:2000]  # not in the calibration set
+    for score in ("per_token", "likelihood_ratio", "length_z"):
+        pct = score_table(model, fresh, score, cal)["percentile"].dropna().to_numpy()
+        deciles = np.histogram(pct, bins=10, range=(0, 100))[0] / len(pct)
+        assert np.abs(deciles - 0.1).max() < 0.035, (score, deciles)
+
+
+def test_calibration_is_stored_with_the_model_and_survives_a_checkpoint(calibrated, tmp_path):
+    model, cal, _ = calibrated
+    ckpt.save(model, tmp_path / "m.pt")
+    again = calibration_of(ckpt.load(tmp_path / "m.pt", "cpu"))
+    assert again is not None and again.train_scores.keys() == cal.train_scores.keys()
+    a = score_table(model, ["CCOC(=O)c1ccccc1"], "likelihood_ratio", cal)["percentile"][0]
+    b = score_table(model, ["CCOC(=O)c1ccccc1"], "likelihood_ratio", again)["percentile"][0]
+    assert a == b
+
+
+def test_scores_needing_a_calibration_say_so():
+    model = ckpt.load(default_model_path(), "cpu")
+    model.metadata.pop("outlier_calibration", None)
+    with pytest.raises(ValueError, match="calibrated model"):
+        score_table(model, ["CCO"], "likelihood_ratio")
+    with pytest.raises(ValueError, match="unknown outlier score"):
+        score_table(model, ["CCO"], "bogus")
+    assert np.isfinite(score_table(model, ["CCO"], "per_token")["outlier_score"][0])
