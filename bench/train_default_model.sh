@@ -1,13 +1,31 @@
 #!/usr/bin/env bash
-# Retrain the shipped default molecule model (SELFIES, embedded MOSES subset) on CPU.
-# Stage 1 fits the any-order conditionals; stage 2 distils the one-pass marginal head, starting
-# its trunk from stage 1's (warm start) and reading the trunk with CLS + per-position scores.
+# Retrain the shipped default molecule model: fragment blocks (BRICS fragments as SMILES blocks
+# joined by %NN labels, each molecule with its fragments in a random order) on the full MOSES
+# train split, read from the molsets wheel.
+#
+#   bash bench/train_default_model.sh            # everything, resuming whatever is done
+#   THREADS=1 bash bench/train_default_model.sh  # leave a core free for other work
+#
+# Every stage resumes after an interruption (kill it, run the script again). Stop a stage
+# cleanly by creating $RUNS/stop (a checkpoint is written; delete the file before resuming).
 set -euo pipefail
-OUT=${OUT:-runs/default}
-LIMIT=${LIMIT:-100000}
-mam train-arm --data moses --limit "$LIMIT" --tokenizer selfies --preset cpu_small \
-    --d-model 96 --n-layers 3 --n-heads 4 --steps "${ARM_STEPS:-3000}" --batch-size 128 --lr 1e-3 \
-    --checkpoint-every 250 --out "$OUT/arm" --resume "$@"
-mam distill --data moses --limit "$LIMIT" --init "$OUT/arm/checkpoint.pt" --preset cpu_small \
-    --marginal-pool cls+sum --steps "${DISTILL_STEPS:-4000}" --batch-size 64 --lr 1e-3 \
-    --checkpoint-every 250 --out "$OUT/mam2" --resume "$@"
+RUNS=${RUNS:-runs/default}
+WHEEL_DIR=${WHEEL_DIR:-/tmp/molsets}
+THREADS=${THREADS:-2}
+ARM_STEPS=${ARM_STEPS:-20000}
+DISTILL_STEPS=${DISTILL_STEPS:-4000}
+mkdir -p "$RUNS"
+WHEEL="$WHEEL_DIR/molsets-0.3.1-py3-none-any.whl"
+[ -f "$WHEEL" ] || pip download --no-deps molsets==0.3.1 -d "$WHEEL_DIR"
+# 1. data: 1.58 M molecules, one shuffled fragment-block string each (~20 min on 2 cores)
+[ -f "$RUNS/data.pt" ] || mam prepare-data --data moses --wheel "$WHEEL" --copies 1 --max-length 64 \
+    --jobs 2 --seed 0 --out "$RUNS/data.pt"
+# 2. stage 1: any-order conditionals (AO-ARM), with held-out NLL and sample quality every 1,000 steps
+mam train-arm --data "$RUNS/data.pt" --preset cpu_small --d-model 192 --n-layers 6 --n-heads 6 \
+    --steps "$ARM_STEPS" --batch-size 128 --lr 1e-3 --warmup 500 --checkpoint-every 200 --log-every 50 \
+    --eval-every 1000 --eval-samples 128 --stop-file "$RUNS/stop" --threads "$THREADS" \
+    --out "$RUNS/arm" --resume
+# 3. stage 2: one-pass marginals distilled from the conditionals (data + on-policy chains)
+mam distill --data "$RUNS/data.pt" --init "$RUNS/arm/checkpoint.pt" --preset cpu_small \
+    --marginal-pool cls+sum --steps "$DISTILL_STEPS" --batch-size 64 --lr 1e-3 --warmup 200 \
+    --checkpoint-every 200 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam" --resume

@@ -7,6 +7,7 @@ import torch
 
 from conftest import all_states, perturbed
 from mam_core import MaM, NetworkConfig
+from mam_core.sampling import sample
 
 
 @pytest.fixture
@@ -106,3 +107,36 @@ def test_sample_rejects_bad_arguments(model):
         model.sample(2, temperature=-1.0)
     with pytest.raises(ValueError, match="length D=4"):
         model.sample(2, template=torch.tensor([0, 1, 2]))
+
+
+# ----------------------------------------------------------------------------- top-p, confidence
+def test_top_p_keeps_only_the_nucleus():
+    from mam_core.sampling import _draw
+
+    logits = torch.log(torch.tensor([[0.6, 0.3, 0.1]])).expand(4000, 3)
+    g = torch.Generator().manual_seed(0)
+    assert set(_draw(logits, 1.0, g, top_p=0.5).tolist()) == {0}
+    kept = _draw(logits, 1.0, g, top_p=0.85)
+    assert set(kept.tolist()) == {0, 1}
+    assert abs(float((kept == 0).float().mean()) - 2 / 3) < 0.03  # renormalised 0.6 : 0.3
+    with pytest.raises(ValueError, match="top_p"):
+        sample(MaM(NetworkConfig(D=3, K=2, arch="mlp", hidden=8, n_layers=1)), 2, top_p=0.0)
+
+
+def test_confidence_order_fills_the_most_certain_position_first():
+    model = perturbed(MaM(NetworkConfig(D=6, K=3, arch="mlp", hidden=32, n_layers=2)), scale=1.0)
+    x, traj = model.sample(5, order="confidence", seed=0, return_trajectory=True)
+    assert len(traj) == 7 and (x != model.mask_id).all()
+    probs = torch.softmax(model.conditional_logits(model.empty(5)), dim=-1).amax(-1)  # (5, D)
+    first = (traj[1] != model.mask_id).float().argmax(dim=1)
+    assert torch.equal(first, probs.argmax(dim=1))
+
+
+def test_confidence_keeps_a_template_and_fills_several_per_pass():
+    model = perturbed(MaM(NetworkConfig(D=6, K=3, arch="mlp", hidden=32, n_layers=2)), scale=1.0)
+    template = torch.tensor([2, model.mask_id, model.mask_id, 0, model.mask_id, model.mask_id])
+    x, traj = model.sample(4, order="confidence", template=template, seed=1, per_pass=2, return_trajectory=True)
+    assert (x[:, [0, 3]] == torch.tensor([2, 0])).all() and (x != model.mask_id).all()
+    assert len(traj) == 1 + 2  # four masked positions, two per pass
+    with pytest.raises(ValueError, match="confidence"):
+        model.sample(2, order="random", per_pass=2)
