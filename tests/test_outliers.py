@@ -91,3 +91,20 @@ def test_scores_needing_a_calibration_say_so():
     with pytest.raises(ValueError, match="unknown outlier score"):
         score_table(model, ["CCO"], "bogus")
     assert np.isfinite(score_table(model, ["CCO"], "per_token")["outlier_score"][0])
+
+
+def test_partial_molecules_are_scored_in_one_pass_and_keep_their_rows(calibrated):
+    from mam_core.workflows.outliers import partial_table
+
+    model, cal, _ = calibrated
+    frags = ["c1ccccc1", "[*]c1ccc(F)cc1", "[Si]", "not a fragment"]
+    t = partial_table(model, frags, cal)
+    assert t["fragment"].tolist() == frags
+    assert (t["error"][:2] == "").all() and (t["error"][2:] != "").all()
+    assert np.isinf(t["outlier_score"][2:]).all() and (t["percentile"][2:] == 100).all()
+    assert (t["n_observed"][:2] > 0).all() and np.isfinite(t["log_marginal_mam"][:2]).all()
+    # the one-pass marginal of the placed fragment is what the model says, nothing else
+    from mam_core.workflows.generate import plan_design
+
+    x = plan_design(model, 1, "c1ccccc1").templates
+    assert abs(float(model.log_marginal(x)[0]) - t["log_marginal_mam"][0]) < 1e-4

@@ -31,7 +31,16 @@ import torch
 from ..model import MaM
 from ..molecules import tokenizer_of
 
-__all__ = ["SCORES", "DEFAULT_SCORE", "Calibration", "calibrate", "calibration_of", "score_table", "raw_scores"]
+__all__ = [
+    "SCORES",
+    "DEFAULT_SCORE",
+    "Calibration",
+    "calibrate",
+    "calibration_of",
+    "score_table",
+    "partial_table",
+    "raw_scores",
+]
 
 SCORES = ("raw", "per_token", "likelihood_ratio", "length_z")
 DEFAULT_SCORE = "likelihood_ratio"
@@ -141,9 +150,80 @@ def calibrate(model: MaM, train_smiles: list[str], source: str = "training molec
         stds.append(float(max(vals.std(), 1e-3)))
     cal = Calibration(background.tolist(), lengths, means, stds, {}, len(nll), source)
     named = _named_scores(raw, cal)
+    named["partial"] = _partial_lr(model, _training_partials(tok, enc.ids), background)
     cal.train_scores = {k: np.sort(v[np.isfinite(v)]).tolist() for k, v in named.items()}
     model.metadata[_META_KEY] = cal.to_dict()
     return cal
+
+
+def _training_partials(tok, ids: torch.Tensor) -> torch.Tensor:
+    """Partial molecules shaped like design templates, cut from training molecules: for
+    fragment blocks the first block (a random fragment, since training strings are shuffled),
+    otherwise the first half of the tokens; everything else masked."""
+    out = torch.full_like(ids, tok.mask_id)
+    if tok.kind == "safe" and "." in tok.vocab:
+        dot = tok.vocab.id_of(".")
+        for r, row in enumerate(ids.tolist()):
+            j = row.index(dot) + 1 if dot in row else len(row)
+            out[r, :j] = ids[r, :j]
+    else:
+        n = (ids != tok.pad_id).sum(dim=1)
+        for r in range(ids.shape[0]):
+            k = max(1, int(n[r]) // 2)
+            out[r, :k] = ids[r, :k]
+    return out
+
+
+@torch.no_grad()
+def _partial_lr(model: MaM, x: torch.Tensor, background: np.ndarray) -> np.ndarray:
+    """``(−log p(x_S) + log q(x_S)) / |S|`` of partial rows: the likelihood ratio against the
+    token background over the observed tokens, per observed token (fragments differ in size
+    far more than molecules do)."""
+    lp = torch.cat([model.log_marginal(b.to(model.device)) for b in x.split(512)]).double().cpu().numpy()
+    observed = (x != model.mask_id).numpy()
+    bg = np.where(observed, np.asarray(background)[np.minimum(x.numpy(), model.K - 1)], 0.0).sum(axis=1)
+    return (-lp + bg) / np.maximum(observed.sum(axis=1), 1)
+
+
+def partial_table(model: MaM, fragments: list[str], cal: Calibration | None = None) -> pd.DataFrame:
+    """Scores of partial molecules: each fragment placed as a design places it (fixed blocks for
+    fragment-block models, tokens at the start otherwise), the rest masked, scored in ONE pass.
+
+    Columns: ``fragment``, ``log_marginal_mam`` (log p(x_S)), ``n_observed``, ``outlier_score``
+    (likelihood ratio against the token background, higher = more atypical; inf when the
+    fragment cannot be placed), ``percentile`` (against fragments of training molecules) and
+    ``error``.  The score is per observed token.
+    """
+    from ..chem.fragments import FragmentError
+    from .generate import plan_design
+
+    cal = cal or calibration_of(model)
+    if cal is None:
+        raise ValueError("partial scores need a calibrated model: run `mam eval` or calibrate() first")
+    rows, errors = [], []
+    for frag in fragments:
+        try:
+            req = plan_design(model, 1, frag, seed=0)
+            rows.append(req.templates[0] if req.templates is not None else model.empty(1)[0].cpu())
+            errors.append("")
+        except (FragmentError, ValueError) as err:
+            rows.append(model.empty(1)[0].cpu())
+            errors.append(str(err))
+    x = torch.stack(rows).cpu()
+    with torch.no_grad():
+        lp = torch.cat([model.log_marginal(b.to(model.device)) for b in x.split(512)]).double().cpu().numpy()
+    lr = _partial_lr(model, x, np.asarray(cal.background))
+    bad = np.array([bool(e) for e in errors])
+    lr = np.where(bad, math.inf, lr)
+    pct = np.where(bad, 100.0, cal.percentile("partial", lr)) if "partial" in cal.train_scores else np.nan
+    return pd.DataFrame({
+        "fragment": list(fragments),
+        "log_marginal_mam": np.where(bad, np.nan, lp),
+        "n_observed": (x != model.mask_id).sum(dim=1).numpy(),
+        "outlier_score": lr,
+        "percentile": pct,
+        "error": errors,
+    })
 
 
 def calibration_of(model: MaM) -> Calibration | None:
