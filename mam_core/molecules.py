@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .model import MaM
+from .paths import default_model_path
 from .tokenizers import MolTokenizer, get_tokenizer, tokenizer_from_dict
 
 __all__ = [
@@ -107,15 +108,6 @@ def tokenizer_of(model: MaM) -> MolTokenizer | None:
     """The model's tokenizer, or ``None`` for non-molecule models (lattices, token data)."""
     spec = model.metadata.get("tokenizer")
     return tokenizer_from_dict(spec) if spec else None
-
-
-def default_model_path():
-    """The default molecule model: ``$MAM_DEFAULT_MODEL`` if set, else the shipped
-    ``data/models/default.pt``."""
-    import os
-
-    env = os.environ.get("MAM_DEFAULT_MODEL")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "models" / "default.pt"
 
 
 def default_tokenizer(D: int | None = None) -> MolTokenizer:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .paths import data_dir
+
 __all__ = [
     "SPLITS",
     "EMBEDDED_FILES",
@@ -42,15 +44,6 @@ WHEEL_MEMBERS: dict[str, str] = {s: f"moses/dataset/data/{s}.csv.gz" for s in SP
 DOWNLOAD_HINT = "pip download --no-deps molsets==0.3.1 -d /tmp/molsets"
 
 _COLUMN = "SMILES"
-
-
-def data_dir() -> Path:
-    """The repository's ``data/`` folder (next to ``mam_core/``), where the subsets live.
-
-    Resolved from this file rather than the working directory so that the loaders work from any
-    directory, including Streamlit pages and an editable install.
-    """
-    return Path(__file__).resolve().parent.parent / "data"
 
 
 def _check_split(split: str) -> None:
