@@ -83,8 +83,20 @@ def _atomic_torch_save(obj, path: Path) -> None:
         pass
 
 
-def save_checkpoint(model: MaM, path: str | os.PathLike, metadata: dict | None = None, train_state: dict | None = None) -> Path:
-    """Write ``model`` (and optionally the training state for resuming) atomically to ``path``."""
+def save_checkpoint(
+    model: MaM,
+    path: str | os.PathLike,
+    metadata: dict | None = None,
+    train_state: dict | None = None,
+    half: bool = False,
+) -> Path:
+    """Write ``model`` (and optionally the training state for resuming) atomically to ``path``.
+
+    ``half`` stores floating-point weights in float16 (half the file; loading casts them back
+    to the model's float32), for shipped models rather than resumable runs.
+    """
+    if half and train_state is not None:
+        raise ValueError("half-precision checkpoints are for use, not for resuming training")
     path = Path(path)
     meta = dict(model.metadata)
     if metadata:
@@ -99,7 +111,10 @@ def save_checkpoint(model: MaM, path: str | os.PathLike, metadata: dict | None =
         "config": json.dumps(model.config.to_dict()),
         "vocab": json.dumps(model.vocab.to_dict()),
         "metadata": meta_json,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {
+            k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+            for k, v in model.state_dict().items()
+        },
     }
     if train_state is not None:
         payload["train_state"] = train_state
@@ -107,9 +122,9 @@ def save_checkpoint(model: MaM, path: str | os.PathLike, metadata: dict | None =
     return path
 
 
-def save(model: MaM, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+def save(model: MaM, path: str | os.PathLike, metadata: dict | None = None, half: bool = False) -> Path:
     """Save a model for use (no optimizer state). See :func:`save_checkpoint`."""
-    return save_checkpoint(model, path, metadata)
+    return save_checkpoint(model, path, metadata, half=half)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:

@@ -97,3 +97,17 @@ def test_train_state_round_trip(model, tmp_path):
     ck = load_checkpoint(tmp_path / "c.pt")
     assert ck.train_state["step"] == 7
     assert torch.equal(ck.train_state["extra"]["chains"], torch.ones(2, 5, dtype=torch.long))
+
+
+def test_half_precision_checkpoint_is_smaller_and_loads_close(tmp_path):
+    from conftest import perturbed
+    from mam_core import MaM, NetworkConfig, load, save
+
+    m = perturbed(MaM(NetworkConfig(D=8, K=5, d_model=32, n_layers=2, n_heads=4)))
+    full, half = save(m, tmp_path / "full.pt"), save(m, tmp_path / "half.pt", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    back = load(half)
+    assert all(p.dtype == torch.float32 for p in back.parameters())
+    x = torch.randint(0, 6, (16, 8))
+    assert torch.allclose(back.log_marginal(x), m.log_marginal(x), rtol=1e-2, atol=0.05)  # float16 rounding
+    assert torch.allclose(back.conditional_log_probs(x), m.conditional_log_probs(x), atol=1e-2)
