@@ -67,7 +67,7 @@ def main() -> None:
         "magnetisation_model": float(cmp["model_magnetisation"].mean()),
         "magnetisation_gibbs": float(cmp["gibbs_magnetisation"].mean()),
         "final_sc_abs_err": run.result.history[-1].get("sc_abs_err"),
-        "final_kl_plus_logz": run.result.history[-1].get("kl_plus_logz"),
+        "final_kl_minus_logz": run.result.history[-1].get("kl_minus_logz"),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
@@ -79,7 +79,7 @@ def main() -> None:
     fig.write_html(out / "energy_hist.html", include_plotlyjs="cdn")
     hist = run.result.history
     curves = go.Figure()
-    for key in ("kl_plus_logz", "sc_abs_err", "log_f_mean"):
+    for key in ("kl_minus_logz", "sc_abs_err", "log_f_mean"):
         curves.add_scatter(x=[r["step"] for r in hist], y=[r.get(key) for r in hist], name=key)
     curves.update_layout(title="Training curves", xaxis_title="step")
     curves.write_html(out / "training_curves.html", include_plotlyjs="cdn")

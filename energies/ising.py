@@ -25,6 +25,7 @@ from typing import Iterable
 import torch
 
 from energies import register
+from mam_core.toy import all_states, exact_log_marginal
 
 __all__ = ["IsingParams", "IsingEnergy", "MAX_ENUM_D"]
 
@@ -251,8 +252,7 @@ class IsingEnergy:
         """
         self._require_enumerable()
         if self._states is None:
-            k = torch.arange(2**self.D, dtype=torch.long)  # (2^D,)
-            self._states = (k[:, None] >> self._bit_shifts()) & 1  # (2^D, D)
+            self._states = all_states(self.D, self.K)  # (2^D, D)
         return self._states
 
     def exact_log_probs(self) -> torch.Tensor:
@@ -290,24 +290,7 @@ class IsingEnergy:
             ValueError: If ``D > 20`` or ``x`` is malformed.
         """
         self._check_tokens(x, allow_mask=True)
-        log_probs = self.exact_log_probs()  # (2^D,)
-        x_cpu = x.detach().to("cpu", torch.long)  # (B, D)
-        observed = x_cpu != self.mask_id  # (B, D)
-        shifts = self._bit_shifts()
-        # A state k is a completion of row b iff it agrees with x_b on the observed bits.
-        obs_bits = (observed.long() << shifts).sum(dim=-1)  # (B,)
-        val_bits = ((x_cpu * observed) << shifts).sum(dim=-1)  # (B,)
-        index = torch.arange(2**self.D, dtype=torch.long)  # (2^D,)
-        chunk = max(1, 2**22 // 2**self.D)  # bound the (chunk, 2^D) work matrix to ~4M entries
-        out = []
-        for start in range(0, x_cpu.shape[0], chunk):
-            m = obs_bits[start : start + chunk, None]  # (b, 1)
-            v = val_bits[start : start + chunk, None]  # (b, 1)
-            compatible = (index[None, :] & m) == v  # (b, 2^D)
-            masked = log_probs[None, :].masked_fill(~compatible, -math.inf)  # (b, 2^D)
-            out.append(torch.logsumexp(masked, dim=-1))  # (b,)
-        result = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
-        return result.to(x.device)
+        return exact_log_marginal(self.all_states(), self.exact_log_probs(), x, self.mask_id)
 
     # ------------------------------------------------------------------ Gibbs sampling
 
@@ -409,10 +392,6 @@ class IsingEnergy:
             edges = self.edges.to(device)
             self._device_cache[device] = (edges[:, 0].contiguous(), edges[:, 1].contiguous())
         return self._device_cache[device]
-
-    def _bit_shifts(self) -> torch.Tensor:
-        """``(D,)`` shift per site so that site 0 is the most significant bit of a state id."""
-        return torch.arange(self.D - 1, -1, -1, dtype=torch.long)
 
     def _require_enumerable(self) -> None:
         if self.D > MAX_ENUM_D:

@@ -11,7 +11,7 @@ Here that is decided once:
   200,000 (SMILES, property) pairs, because sampling revisits the same molecules often and QED
   alone costs about 1 ms per molecule on one core.
 
-Nothing here needs torch, so the app can import it cheaply.
+Nothing here uses torch.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ from types import ModuleType
 from typing import Callable, Iterable, Literal, Sequence
 
 import pandas as pd
-from rdkit import Chem, rdBase
+from rdkit import Chem
 from rdkit.Chem import QED, Crippen, Descriptors, RDConfig
+
+# Validity is decided in one place for the whole project; re-exported here for callers.
+from mam_core.chem.rdkit_utils import is_valid, mol_from_smiles
 
 __all__ = [
     "PropertySpec",
@@ -44,28 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def mol_from_smiles(smiles: str) -> Chem.Mol | None:
-    """Parse a SMILES string with RDKit, without RDKit's error chatter.
-
-    RDKit logs every parse or sanitisation failure to stderr; generated samples fail often, so
-    logging is blocked, but only for the duration of this call (nothing global changes).
-
-    Args:
-        smiles: A SMILES string.
-
-    Returns:
-        The sanitised molecule, or ``None`` if ``smiles`` is not a string, is empty, cannot be
-        parsed or sanitised, or describes a molecule with no atoms.
-    """
-    if not isinstance(smiles, str) or not smiles.strip():
-        return None
-    with rdBase.BlockLogs():
-        mol = Chem.MolFromSmiles(smiles)
-    if mol is None or mol.GetNumAtoms() == 0:
-        return None
-    return mol
 
 
 # --- property functions on a parsed molecule --------------------------------------------------
@@ -271,13 +252,6 @@ def property_of(smiles: str, name: str) -> float:
     except Exception as err:  # an RDKit failure on one odd molecule must not stop a batch
         log.debug("%s failed on %r: %s", name, smiles, err)
         return math.nan
-
-
-@functools.lru_cache(maxsize=200_000)
-def is_valid(smiles: str) -> bool:
-    """Whether RDKit parses ``smiles``; cached like :func:`property_of` for cheap repeat tables
-    and for energies that check validity on every training step."""
-    return mol_from_smiles(smiles) is not None
 
 
 def compute_properties(

@@ -34,6 +34,11 @@ __all__ = ["save", "load", "load_checkpoint", "save_checkpoint", "Checkpoint", "
 FORMAT = "mam-studio/checkpoint"
 VERSION = 1
 
+#: History metrics renamed since older checkpoints were written (old key -> new key); loading
+#: renames them so every reader of stored histories sees one name. ``kl_plus_logz`` always held
+#: ``mean(log p_θ − log f) = KL − log Z``.
+RENAMED_METRICS = {"kl_plus_logz": "kl_minus_logz"}
+
 
 class CheckpointError(ValueError):
     """The file is missing, corrupt, or not a MaM Studio checkpoint; the message says which."""
@@ -155,7 +160,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         config = NetworkConfig.from_dict(json.loads(payload["config"]))
         vocab = Vocabulary.from_dict(json.loads(payload["vocab"]))
-        metadata = json.loads(payload.get("metadata") or "{}")
+        metadata = _upgrade_histories(json.loads(payload.get("metadata") or "{}"))
         model = MaM(config, vocab, metadata)
         model.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
@@ -164,6 +169,17 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
     model.to(resolve_device(device))
     return Checkpoint(model=model, metadata=metadata, train_state=payload.get("train_state"), path=str(path))
+
+
+def _upgrade_histories(metadata: dict) -> dict:
+    """Rename :data:`RENAMED_METRICS` in every stored training history, in place."""
+    stages = metadata.get("training") if isinstance(metadata, dict) else None
+    for stage in stages if isinstance(stages, list) else []:
+        for rec in stage.get("history", []) if isinstance(stage, dict) else []:
+            for old, new in RENAMED_METRICS.items():
+                if isinstance(rec, dict) and old in rec and new not in rec:
+                    rec[new] = rec.pop(old)
+    return metadata
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> MaM:

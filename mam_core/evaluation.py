@@ -30,27 +30,40 @@ class LikelihoodAgreement:
     seconds_mam: float
     seconds_arm: float | None  # None when the AO-ARM was not computed
     D: int
+    observed: np.ndarray | None = None  # (N,) observed positions |S| per row; None: all D
 
     @property
     def n(self) -> int:
         return len(self.mam)
 
+    @property
+    def tokens_per_row(self) -> float:
+        """Mean number of observed positions per row: the tokens a log p(x_S) is spread over."""
+        return float(self.D if self.observed is None else np.mean(self.observed))
+
     def summary(self) -> dict:
-        """NLL in nats and bits per token, relative gap, correlations, time per molecule."""
+        """NLL in nats and bits per token, relative gap, correlations, time per molecule.
+
+        Bits per token divide by the positions actually observed (|S| of each row, summed), not
+        by D: a half-masked molecule's log p(x_S) covers half the tokens.
+        """
         ln2 = math.log(2)
         nll_mam, nll_arm = -float(self.mam.mean()), -float(self.arm.mean())
+        tokens = self.tokens_per_row
+        t_arm = float("nan") if self.seconds_arm is None else self.seconds_arm
         return {
             "n": self.n,
             "nll_arm_nats": nll_arm,
             "nll_mam_nats": nll_mam,
-            "bits_per_token_arm": nll_arm / (self.D * ln2),
-            "bits_per_token_mam": nll_mam / (self.D * ln2),
+            "observed_per_row": tokens,
+            "bits_per_token_arm": nll_arm / (tokens * ln2) if tokens else float("nan"),
+            "bits_per_token_mam": nll_mam / (tokens * ln2) if tokens else float("nan"),
             "relative_gap": (nll_mam - nll_arm) / abs(nll_arm) if nll_arm else float("nan"),
             "mean_abs_diff_nats": float(np.abs(self.mam - self.arm).mean()),
             **correlations(self.mam, self.arm),
             "ms_per_molecule_mam": 1e3 * self.seconds_mam / self.n,
-            "ms_per_molecule_arm": 1e3 * self.seconds_arm / self.n,
-            "speedup": self.seconds_arm / max(self.seconds_mam, 1e-12),
+            "ms_per_molecule_arm": 1e3 * t_arm / self.n,
+            "speedup": t_arm / max(self.seconds_mam, 1e-12),
         }
 
 
@@ -90,13 +103,14 @@ def likelihood_agreement(
     mam = torch.cat([model.log_marginal(b) for b in batches])
     _sync(model.device)
     t_mam = time.perf_counter() - t0
+    observed = (x != model.mask_id).sum(1).cpu().numpy()  # (N,) |S| per row
     if not with_arm:
-        return LikelihoodAgreement(mam.double().cpu().numpy(), np.full(len(x), np.nan), t_mam, None, model.D)
+        return LikelihoodAgreement(mam.double().cpu().numpy(), np.full(len(x), np.nan), t_mam, None, model.D, observed)
     t0 = time.perf_counter()
     arm = torch.cat([model.log_likelihood_arm(b, num_orders=num_orders, seed=seed + i) for i, b in enumerate(batches)])
     _sync(model.device)
     t_arm = time.perf_counter() - t0
-    return LikelihoodAgreement(mam.double().cpu().numpy(), arm.cpu().numpy(), t_mam, t_arm, model.D)
+    return LikelihoodAgreement(mam.double().cpu().numpy(), arm.cpu().numpy(), t_mam, t_arm, model.D, observed)
 
 
 def _markdown_table(rows: dict[str, dict], columns: list[str]) -> str:
@@ -227,7 +241,7 @@ def evaluate_molecule_model(
               "sampling": {"order": order if isinstance(order, str) else "custom", "temperature": temperature,
                            "top_p": top_p}}
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
-    cols = ["n", "nll_arm_nats", "nll_mam_nats", "bits_per_token_arm", "bits_per_token_mam", "relative_gap",
+    cols = ["n", "observed_per_row", "nll_arm_nats", "nll_mam_nats", "bits_per_token_arm", "bits_per_token_mam", "relative_gap",
             "spearman", "pearson", "ms_per_molecule_mam", "ms_per_molecule_arm", "speedup"]
     pd.DataFrame(lik_rows).T.to_csv(out / "likelihood.csv")
     report = [

@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence, Set
 
 import numpy as np
-from rdkit import Chem, DataStructs
+from rdkit import DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 from scipy.stats import wasserstein_distance
 
-from energies.properties import mol_from_smiles, property_of
+from energies.properties import property_of
+
+from .chem.rdkit_utils import canonical, mol_from_smiles
 
 __all__ = [
     "canonical",
@@ -43,19 +45,6 @@ __all__ = [
 
 # Built once: the generator holds the radius and size, and rebuilding it per call is wasteful.
 _MORGAN = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
-
-
-def canonical(smiles: str) -> str | None:
-    """RDKit canonical (isomeric) SMILES, or ``None`` if ``smiles`` is not a valid molecule.
-
-    Args:
-        smiles: Any SMILES string; non-strings and empty strings count as invalid.
-
-    Returns:
-        The canonical SMILES, so two spellings of one molecule (``"CCO"``, ``"OCC"``) compare equal.
-    """
-    mol = mol_from_smiles(smiles)
-    return None if mol is None else Chem.MolToSmiles(mol)
 
 
 def canonical_set(smiles_list: Iterable[str]) -> set[str]:

@@ -3,12 +3,12 @@ carries in its checkpoint metadata (so a saved model always decodes its own samp
 
 from __future__ import annotations
 
-import gzip
 import logging
 from pathlib import Path
 
 import torch
 
+from .chem.smiles_io import SmilesInputError, read_smiles_file
 from .model import MaM
 from .paths import default_model_path
 from .tokenizers import MolTokenizer, get_tokenizer, tokenizer_from_dict
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 SMILES_SUFFIXES = (".smi", ".smiles", ".csv", ".csv.gz", ".smi.gz")
 
 
-class MoleculeDataError(ValueError):
-    """A SMILES source could not be read; the message names it and says why."""
+#: A SMILES source could not be read; the message names it and says why (one error class for
+#: every SMILES reader, see :mod:`mam_core.chem.smiles_io`).
+MoleculeDataError = SmilesInputError
 
 
 def is_smiles_source(source: str) -> bool:
@@ -39,33 +40,15 @@ def is_smiles_source(source: str) -> bool:
 
 
 def read_smiles(source: str, limit: int | None = None) -> list[str]:
-    """SMILES strings from ``moses[:train|test]``, a ``.smi`` file (first column) or a CSV with a
-    ``SMILES``/``smiles`` column (gzip allowed)."""
+    """SMILES strings from ``moses[:train|test]``, a ``.smi`` file (first field of each line) or
+    a CSV with a ``SMILES`` column (any case; gzip allowed); see
+    :func:`mam_core.chem.smiles_io.read_smiles_file` for the format."""
     if source == "moses" or source.startswith("moses:"):
         from .moses import load_moses
 
         split = source.split(":", 1)[1] if ":" in source else "train"
         return load_moses(split, limit=limit)
-    path = Path(source)
-    if not path.is_file():
-        raise MoleculeDataError(f"SMILES file not found: {source}")
-    opener = gzip.open if source.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            lines = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
-    except (OSError, UnicodeDecodeError) as err:
-        raise MoleculeDataError(f"{source}: could not be read as UTF-8 text ({err})") from None
-    if not lines:
-        raise MoleculeDataError(f"{source}: no molecules found")
-    if ".csv" in source.lower():
-        header = [h.strip() for h in lines[0].split(",")]
-        col = next((i for i, h in enumerate(header) if h.lower() == "smiles"), None)
-        if col is None:
-            raise MoleculeDataError(f"{source}: a CSV needs a 'SMILES' column; found {header[:10]}")
-        smiles = [row.split(",")[col].strip() for row in lines[1:] if len(row.split(",")) > col]
-    else:
-        smiles = [ln.split()[0] for ln in lines]
-    return smiles[:limit] if limit else smiles
+    return read_smiles_file(source, limit)
 
 
 def encode_source(

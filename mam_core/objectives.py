@@ -138,7 +138,7 @@ def energy_based_loss(
         x: ``(B, D)`` complete samples.
         log_f: ``(B,)`` finite unnormalised target log-density of each sample.
     Returns:
-        metrics include ``kl_plus_logz = mean(log p_θ − log f)`` (= KL − log Z, an estimate),
+        metrics include ``kl_minus_logz = mean(log p_θ − log f)`` (= KL − log Z, an estimate),
         ``log_f_mean`` and ``log_f_std``.
     """
     sc, _, logp = self_consistency_loss(model, x, generator, True, frozen, extra_rows=x)
@@ -161,7 +161,7 @@ def reinforce_kl(logp: torch.Tensor, log_f: torch.Tensor) -> LossOutput:
     loss = (r_std * logp).mean()
     return LossOutput(loss, {
         "loss": float(loss.detach()),
-        "kl_plus_logz": float(r.mean()),
+        "kl_minus_logz": float(r.mean()),
         "log_f_mean": float(log_f.mean()),
         "log_f_std": float(log_f.std()) if log_f.numel() > 1 else 0.0,
         "log_p_mean": float(logp.detach().mean()),

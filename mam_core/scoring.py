@@ -8,8 +8,6 @@ both on the same batch.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +15,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .chem.smiles_io import SmilesInputError
+from .chem.smiles_io import parse_smiles_text as _parse_smiles_text
 from .evaluation import correlations, likelihood_agreement
 from .model import MaM
 from .molecules import tokenizer_of
@@ -27,37 +27,19 @@ MAX_ROWS = 10_000
 MAX_UPLOAD_BYTES = 2 * 2**20
 
 
-class ScoringInputError(ValueError):
-    """The pasted or uploaded text holds no usable SMILES; the message says why."""
+#: The pasted or uploaded text holds no usable SMILES; the message says why. The same class as
+#: every other SMILES reader's error (:class:`mam_core.chem.smiles_io.SmilesInputError`).
+ScoringInputError = SmilesInputError
 
 
 def parse_smiles_text(text: str, max_rows: int = MAX_ROWS) -> list[str]:
-    """SMILES from pasted lines (first whitespace-separated field) or CSV text with a SMILES column.
+    """SMILES from pasted lines (first whitespace-separated field) or CSV text with a SMILES column,
+    at most ``max_rows``; :func:`mam_core.chem.smiles_io.parse_smiles_text` with the app's limit.
 
-    Blank lines and ``#`` comments are skipped. A CSV (first line contains a comma) must have a
-    column named ``smiles`` (any case).
     Raises:
         ScoringInputError: empty input, a CSV without a SMILES column, or more than ``max_rows``.
     """
-    if not isinstance(text, str):
-        raise ScoringInputError("expected text")
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise ScoringInputError("no molecules given: paste one SMILES per line or upload a CSV with a SMILES column")
-    if "," in lines[0]:
-        rows = list(csv.reader(io.StringIO("\n".join(lines))))
-        header = [h.strip().lower() for h in rows[0]]
-        if "smiles" not in header:
-            raise ScoringInputError(f"the CSV needs a 'SMILES' column; its columns are {rows[0][:10]}")
-        col = header.index("smiles")
-        smiles = [r[col].strip() if len(r) > col else "" for r in rows[1:]]
-    else:
-        smiles = [ln.split()[0] for ln in lines]
-    if not smiles:
-        raise ScoringInputError("the CSV has a header but no rows")
-    if len(smiles) > max_rows:
-        raise ScoringInputError(f"{len(smiles)} molecules is more than the limit of {max_rows}; split the input")
-    return smiles
+    return _parse_smiles_text(text, max_rows=max_rows)
 
 
 def decode_upload(filename: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> str:

@@ -39,8 +39,9 @@ from typing import Any, ClassVar
 
 import selfies as sf
 import torch
-from rdkit import Chem, RDLogger, rdBase
+from rdkit import Chem
 
+from mam_core.chem.rdkit_utils import canonical, is_valid, mol_from_smiles, quiet_rdkit
 from mam_core.vocab import MASK_TOKEN, UnknownTokenError, Vocabulary
 
 __all__ = [
@@ -155,54 +156,10 @@ class DecodingError(ValueError):
 
 
 # --------------------------------------------------------------------------------- RDKit helpers
-@contextlib.contextmanager
-def _quiet_rdkit() -> Iterator[None]:
-    """Silence RDKit's C++ log for the duration of the block and restore the previous state.
-
-    ``rdBase.BlockLogs`` restores exactly what was enabled before (so we never switch on logs a
-    user had switched off); very old RDKit builds lack it and fall back to ``RDLogger``.
-    """
-    if hasattr(rdBase, "BlockLogs"):
-        blocker = rdBase.BlockLogs()
-        try:
-            yield
-        finally:
-            del blocker
-    else:  # pragma: no cover - RDKit < 2022.03
-        RDLogger.DisableLog("rdApp.*")
-        try:
-            yield
-        finally:
-            RDLogger.EnableLog("rdApp.error")
-
-
-def _canonical_or_none(smiles: str) -> str | None:
-    mol = Chem.MolFromSmiles(smiles)
-    return None if mol is None else Chem.MolToSmiles(mol)
-
-
-def canonicalize_smiles(smiles: str) -> str | None:
-    """RDKit canonical SMILES, or ``None`` when RDKit cannot parse it (or it is empty).
-
-    Canonical form makes one molecule one token sequence, and lets tests and metrics compare
-    molecules by string.
-    """
-    if not isinstance(smiles, str) or not smiles.strip():
-        return None
-    with _quiet_rdkit():
-        return _canonical_or_none(smiles.strip())
-
-
-def is_valid_smiles(smiles: str) -> bool:
-    """True when ``smiles`` is a non-empty string RDKit parses and sanitises (logs silenced).
-
-    The SMILES tokenizer returns decoded strings as-is (a model can emit broken SMILES); this is
-    the check callers use for validity metrics.
-    """
-    if not isinstance(smiles, str) or not smiles.strip():
-        return False
-    with _quiet_rdkit():
-        return Chem.MolFromSmiles(smiles) is not None
+# One implementation in mam_core.chem.rdkit_utils; the names below are kept for existing callers.
+_quiet_rdkit = quiet_rdkit
+canonicalize_smiles = canonical
+is_valid_smiles = is_valid
 
 
 # --------------------------------------------------------------------------------- SELFIES state
@@ -333,7 +290,7 @@ class MolTokenizer(ABC):
         text = smiles.strip()
         if not text:
             raise InvalidSmilesError(smiles, "empty SMILES")
-        mol = Chem.MolFromSmiles(text)
+        mol = mol_from_smiles(text)
         if mol is None:
             raise InvalidSmilesError(smiles, "RDKit cannot parse it")
         return Chem.MolToSmiles(mol) if self.canonicalize else text
@@ -765,7 +722,7 @@ class SelfiesTokenizer(MolTokenizer):
             raise DecodingError(f"SELFIES decoder failed: {err}") from None
         if not smiles:
             return ""
-        canon = _canonical_or_none(smiles)
+        canon = canonical(smiles)
         return smiles if canon is None else canon
 
     def to_selfies(self, ids: torch.Tensor | Sequence[int], strip_pad: bool = True) -> str:

@@ -319,7 +319,7 @@ def run_training(
                 })
                 t_last = now
                 history.append(rec)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k in ("loss", "bits_per_dim", "sc_abs_err", "kl_plus_logz")})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k in ("loss", "bits_per_dim", "sc_abs_err", "kl_minus_logz")})
                 if on_log is not None and main:
                     on_log(rec)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:

@@ -40,7 +40,7 @@ if run is None:
 hist = pd.DataFrame(run.result.history)
 st.subheader("Training curves")
 cols = st.columns(2)
-cols[0].plotly_chart(px.line(hist, x="step", y="kl_plus_logz", title="KL estimate − log Z (lower is better)"))
+cols[0].plotly_chart(px.line(hist, x="step", y="kl_minus_logz", title="KL estimate − log Z (lower is better)"))
 cols[1].plotly_chart(px.line(hist, x="step", y="sc_abs_err", title="Self-consistency error |e| (nats)"))
 
 st.subheader("Any-order generation")

@@ -18,6 +18,12 @@ def model():
     return perturbed(m)
 
 
+def test_old_histories_are_read_with_the_renamed_metric(model, tmp_path):
+    old = {"training": [{"stage": "eb", "history": [{"step": 1, "kl_plus_logz": -3.0}, {"step": 2}]}]}
+    history = load(save(model, tmp_path / "old.pt", old)).metadata["training"][0]["history"]
+    assert history == [{"step": 1, "kl_minus_logz": -3.0}, {"step": 2}]
+
+
 def test_round_trip_is_bit_exact(model, tmp_path):
     path = save(model, tmp_path / "m.pt", {"note": "hello", "training": [{"stage": "arm"}]})
     back = load(path)

@@ -95,7 +95,7 @@ def test_cache_scores_each_molecule_once(monkeypatch):
 
 
 def test_registry_labels():
-    assert set(PROPERTIES) == {"logP", "QED", "SA", "MW"}
+    assert set(PROPERTIES) == {"logP", "QED", "SA", "MW", "rings"}
     assert PROPERTIES["SA"].label == "SA score (1 easy – 10 hard)"
     assert PROPERTIES["SA"].better == "lower" and PROPERTIES["QED"].better == "higher"
     for name, spec in PROPERTIES.items():
