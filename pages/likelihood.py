@@ -1,6 +1,8 @@
 """Likelihood page: score pasted or uploaded molecules with MaM (one pass) and, optionally, the
 exact AO-ARM (D passes); compare, rank outliers, and inspect a partial molecule's conditionals."""
 
+import numpy as np
+import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -17,6 +19,7 @@ from mam_core.scoring import (
     score_molecules,
 )
 from mam_core.tokenizers import TokenizationError, make_template
+from mam_core.workflows.outliers import DEFAULT_SCORE, ensure_calibration, score_table
 
 EXAMPLE = ("CCOC(=O)CNC(=O)c1cc(N)cn1C1CC1\nCCN(CC(=O)OC)C(=O)c1cccc(C)c1N\nCCN(Cc1ccc2c(c1)OCO2)C(=O)Cn1cnnn1\n"
            "COc1ccccc1Nc1nc(=O)c(C(C)(C)C)n[nH]1\nCc1cccc(N2CCN(C(=O)Cc3ccc[nH]3)CC2)c1C\n"
@@ -40,6 +43,12 @@ if submitted:
         smiles = parse_smiles_text(source)
         with st.spinner(f"Scoring {len(smiles)} molecules…"):
             st.session_state["lik_result"] = score_molecules(model, smiles, with_arm=with_arm, num_orders=int(orders))
+            cal_key = ("lik_calibration", id(model))
+            if st.session_state.get("lik_calibration_key") != cal_key:
+                st.session_state["lik_calibration"] = ensure_calibration(model)
+                st.session_state["lik_calibration_key"] = cal_key
+            st.session_state["lik_outliers"] = score_table(model, smiles, DEFAULT_SCORE,
+                                                           st.session_state["lik_calibration"])
     except ScoringInputError as err:
         st.error(str(err))
 
@@ -53,8 +62,26 @@ if result is not None:
     n_bad = int((result.table["error"] != "").sum())
     if n_bad:
         st.warning(f"{n_bad} input(s) could not be scored; the reason is in the error column.")
+    outliers = st.session_state.get("lik_outliers")
+    cal = st.session_state.get("lik_calibration")
+    if outliers is not None and cal is not None:
+        st.subheader("Outlier screening")
+        st.caption("Outlier score: the likelihood ratio against token frequencies, so a molecule is not called "
+                   "typical for being small; higher = more atypical. Percentile: share of training molecules "
+                   f"scoring at or below it ({cal.source}). Molecules the model cannot represent rank first.")
+        train = pd.DataFrame({"outlier score": cal.train_scores[DEFAULT_SCORE], "set": "training molecules"})
+        lib = pd.DataFrame({"outlier score": outliers["outlier_score"].replace(np.inf, np.nan).dropna(),
+                            "set": "your molecules"})
+        fig = px.histogram(pd.concat([train, lib]), x="outlier score", color="set", barmode="overlay",
+                           histnorm="probability density", nbins=60, title="Your molecules against the training set")
+        st.plotly_chart(fig, key="lik_outlier_hist")
+        pmin = st.slider("Show molecules above this percentile", 0, 100, 0, key="lik_pmin")
+        shown = outliers[outliers["percentile"] >= pmin].sort_values("outlier_score", ascending=False)
+        st.dataframe(shown, hide_index=True, key="lik_outlier_table")
+        st.download_button("Download outlier table (CSV)", shown.drop(columns=["n_tokens"]).to_csv(index=False),
+                           "outliers.csv", "text/csv", key="lik_outlier_download")
     table = result.table.sort_values("outlier_rank", na_position="last")
-    st.caption("Sorted by MaM log-likelihood, least likely first (candidate outliers).")
+    st.caption("MaM and AO-ARM log-likelihoods (nats), least likely first.")
     st.dataframe(table, hide_index=True, key="lik_table")
     st.download_button("Download CSV", table.to_csv(index=False), "likelihoods.csv", "text/csv")
     if result.seconds_arm is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -87,6 +88,17 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
     assert at.warning and "could not be scored" in at.warning[0].value
     assert len(at.get("plotly_chart")) >= 2  # the scatter and the partial-molecule heatmap
     assert any("log p(x_S)" in m.label for m in at.metric)
+    # the outlier table is the CLI's: same function, same columns, one row per input line
+    from mam_core import load
+    from mam_core.paths import default_model_path
+    from mam_core.workflows.outliers import DEFAULT_SCORE, score_table
+
+    page_table = at.session_state["lik_outliers"]
+    cli_table = score_table(load(default_model_path()), table["input"].tolist(), DEFAULT_SCORE,
+                            at.session_state["lik_calibration"])
+    assert list(page_table.columns) == list(cli_table.columns) and page_table["smiles"].tolist() == table["input"].tolist()
+    assert np.allclose(page_table["outlier_score"].to_numpy(), cli_table["outlier_score"].to_numpy(), equal_nan=True)
+    assert page_table.loc[2, "percentile"] == 100  # unrepresentable ranks first
 
     at.text_area(key="lik_text").set_value("   \n")
     at.button[0].click()

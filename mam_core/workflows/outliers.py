@@ -39,6 +39,7 @@ __all__ = [
     "calibration_of",
     "score_table",
     "partial_table",
+    "ensure_calibration",
     "raw_scores",
 ]
 
@@ -119,13 +120,21 @@ def _named_scores(raw: _Raw, cal: Calibration | None) -> dict[str, np.ndarray]:
     return out
 
 
-def calibrate(model: MaM, train_smiles: list[str], source: str = "training molecules", min_per_length: int = 30) -> Calibration:
+def calibrate(
+    model: MaM,
+    train_smiles: list[str],
+    source: str = "training molecules",
+    min_per_length: int = 30,
+    store: bool = True,
+) -> Calibration:
     """Score training molecules once; store and return the calibration.
 
     Args:
         train_smiles: a few thousand training molecules (5,000 take seconds).
         min_per_length: lengths with fewer molecules borrow the fit of their neighbours
             (by pooling a window of lengths around them).
+        store: keep it in ``model.metadata`` (saved with the next checkpoint); ``False`` for a
+            shared model that must not change (the app's cached one).
     """
     tok = tokenizer_of(model)
     if tok is None:
@@ -152,8 +161,19 @@ def calibrate(model: MaM, train_smiles: list[str], source: str = "training molec
     named = _named_scores(raw, cal)
     named["partial"] = _partial_lr(model, _training_partials(tok, enc.ids), background)
     cal.train_scores = {k: np.sort(v[np.isfinite(v)]).tolist() for k, v in named.items()}
-    model.metadata[_META_KEY] = cal.to_dict()
+    if store:
+        model.metadata[_META_KEY] = cal.to_dict()
     return cal
+
+
+def ensure_calibration(model: MaM, n: int = 5000) -> Calibration:
+    """The model's stored calibration, or one made now on ``n`` embedded MOSES training
+    molecules (not stored: the model is left unchanged)."""
+    from ..moses import load_moses
+
+    return calibration_of(model) or calibrate(
+        model, load_moses("train", limit=n), f"embedded MOSES train (first {n:,})", store=False
+    )
 
 
 def _training_partials(tok, ids: torch.Tensor) -> torch.Tensor:
