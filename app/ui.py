@@ -46,7 +46,11 @@ def to_sdf(table: pd.DataFrame, smiles_column: str = "SMILES") -> str:
             continue
         mol.SetProp("_Name", str(row[smiles_column]))
         for col, value in row.items():
-            if col != smiles_column and pd.notna(value):
+            if col == smiles_column:
+                continue
+            if isinstance(value, (list, tuple)):  # e.g. the matched fragment atoms
+                mol.SetProp(str(col), " ".join(map(str, value)))
+            elif pd.notna(value):
                 mol.SetProp(str(col), str(value))
         writer.write(mol)
     writer.close()

@@ -26,3 +26,11 @@ def test_to_sdf_keeps_valid_molecules_and_their_properties():
     mols = [m for m in supplier]
     assert [Chem.MolToSmiles(m) for m in mols] == ["CCO", "c1ccccc1"]
     assert float(mols[1].GetProp("logP")) == pytest.approx(1.6866)
+
+
+def test_to_sdf_writes_list_columns_such_as_the_matched_atoms():
+    table = pd.DataFrame({"SMILES": ["CCO", "c1ccccc1"], "matched_atoms": [[0, 1], []], "status": ["ok", "ok"]})
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(to_sdf(table))
+    mols = [m for m in supplier]
+    assert mols[0].GetProp("matched_atoms") == "0 1" and mols[1].GetProp("status") == "ok"
