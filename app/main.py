@@ -2,17 +2,19 @@
 
 import streamlit as st
 
+from app import state
 from app.resources import device_label
 from mam_core.model_store import model_names
 
 st.set_page_config(page_title="MaM Studio", page_icon="🧪", layout="wide")
+state.init_state()
 st.sidebar.title("MaM Studio")
 st.sidebar.caption(f"Device: {device_label()}")
 names = model_names()
 if names:
-    if st.session_state.get("model_name") not in names:
-        st.session_state["model_name"] = names[0]
-    st.sidebar.selectbox("Model", names, key="model_name", help="Fine-tuned and uploaded models appear here.")
+    if st.session_state.get(state.MODEL_NAME) not in names:
+        st.session_state[state.MODEL_NAME] = names[0]
+    st.sidebar.selectbox("Model", names, key=state.MODEL_NAME, help="Fine-tuned and uploaded models appear here.")
 
 pages = {
     "Molecules": [
