@@ -52,3 +52,9 @@ class Job:
 
     def wait(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
+
+
+def refresh_interval(job: Job | None, seconds: float = 1.0) -> float | None:
+    """How often a live view of ``job`` should redraw: every ``seconds`` while it runs, never
+    (``None``) when there is no job or it has ended, so an idle page does not rerun."""
+    return seconds if job is not None and job.running else None

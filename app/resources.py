@@ -1,10 +1,11 @@
-"""Cached resources shared by pages (models, devices)."""
+"""Cached resources shared by pages (models, devices, the model list)."""
 
 from __future__ import annotations
 
 import streamlit as st
 import torch
 
+from app import state
 from mam_core import resolve_device
 
 
@@ -31,7 +32,7 @@ def load_model(path: str | None = None):
 
 def current_model_name() -> str:
     """The model the user picked in the sidebar (``"default"`` until they pick another)."""
-    return st.session_state.get("model_name", "default")
+    return st.session_state.get(state.MODEL_NAME) or "default"
 
 
 def current_model():
@@ -42,11 +43,56 @@ def current_model():
 
 
 def require_molecule_model():
-    """The picked molecule model and its tokenizer; stops the page with a message if none is installed."""
+    """The picked molecule model and its tokenizer.
+
+    Stops the page with a message when no default model is installed, or when the picked
+    model is not a molecule model (a lattice model has no molecule tokenizer)."""
+    from mam_core.model_store import DEFAULT_NAME
     from mam_core.molecules import default_model_path, tokenizer_of
 
-    if not default_model_path().is_file():
+    name = current_model_name()
+    if name == DEFAULT_NAME and not default_model_path().is_file():
         st.warning("No default molecule model is installed yet (data/models/default.pt).")
         st.stop()
     model = current_model()
-    return model, tokenizer_of(model)
+    tok = tokenizer_of(model)
+    if tok is None:
+        st.info(
+            f"This page needs a molecule model. **{name}** is not one (D = {model.D}, "
+            f"K = {model.K}, no molecule tokenizer: a lattice or token model). Pick a molecule "
+            "model in the sidebar; lattice models belong on the Ising page."
+        )
+        st.stop()
+    return model, tok
+
+
+def _store_signature() -> tuple:
+    """What the model list depends on: every checkpoint's path, size and modification time."""
+    from mam_core.model_store import models_dir
+    from mam_core.molecules import default_model_path
+
+    paths = [default_model_path()]
+    folder = models_dir()
+    if folder.is_dir():
+        paths += sorted(folder.glob("*.pt"))
+    sig = []
+    for p in paths:
+        try:
+            s = p.stat()
+        except OSError:
+            continue
+        sig.append((str(p), s.st_size, s.st_mtime_ns))
+    return (str(folder), tuple(sig))
+
+
+@st.cache_data(show_spinner="Reading the models…", max_entries=8)
+def _model_infos(signature: tuple) -> list:
+    from mam_core.model_store import list_models
+
+    return list_models()
+
+
+def model_infos() -> list:
+    """:func:`mam_core.model_store.list_models`, re-read only when a checkpoint file changes
+    (listing loads every checkpoint, which a rerun should not repeat)."""
+    return _model_infos(_store_signature())

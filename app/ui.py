@@ -1,39 +1,137 @@
-"""Shared rendering pieces: molecule grids (with a highlighted fixed part) and SDF export."""
+"""Shared rendering pieces and the small conversions behind them: molecule grids with the
+matched fragment highlighted, the molecule editor's SMILES dialect, design summaries, SDF
+export, a lattice heat map and the replay of one generation."""
 
 from __future__ import annotations
 
 import io
+import math
+import re
+from typing import Sequence
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from rdkit.Chem import Draw
 
 from energies.properties import mol_from_smiles
+
+__all__ = [
+    "molecule_grid",
+    "highlight_bonds",
+    "fragment_to_editor",
+    "fragment_from_editor",
+    "summary_line",
+    "split_design_table",
+    "to_sdf",
+    "lattice_figure",
+    "replay_generation",
+    "replay_frame",
+]
+
+STATUS_OK = "ok"
+
+
+# ------------------------------------------------------------------------------ molecule grid
+def highlight_bonds(mol: Chem.Mol, atoms: Sequence[int]) -> list[int]:
+    """Bonds whose two atoms are both in ``atoms`` (the matched substructure's bonds)."""
+    chosen = set(int(a) for a in atoms)
+    return [
+        b.GetIdx()
+        for b in mol.GetBonds()
+        if b.GetBeginAtomIdx() in chosen and b.GetEndAtomIdx() in chosen
+    ]
 
 
 def molecule_grid(
     smiles: list[str],
     legends: list[str] | None = None,
-    highlight: str | None = None,
+    highlight_atoms: Sequence[Sequence[int]] | None = None,
     per_row: int = 4,
     size: int = 220,
 ):
     """Draw molecules with RDKit in a grid image; invalid SMILES show as empty cells.
 
-    ``highlight`` (SMILES or SMARTS of the fixed fragment) colours its atoms where it matches.
+    ``highlight_atoms`` gives, per molecule, the atom indices to colour (RDKit atom order of
+    that SMILES), e.g. the ``matched_atoms`` a design returned; their bonds are coloured too.
     """
     mols = [mol_from_smiles(s) for s in smiles]
-    pattern = (mol_from_smiles(highlight) or Chem.MolFromSmarts(highlight)) if highlight else None
-    atoms = [list(m.GetSubstructMatch(pattern)) if m is not None and pattern is not None else [] for m in mols]
+    atoms = bonds = None
+    if highlight_atoms is not None:
+        atoms = [
+            [int(a) for a in hit] if m is not None else [] for m, hit in zip(mols, highlight_atoms)
+        ]
+        bonds = [highlight_bonds(m, hit) if m is not None else [] for m, hit in zip(mols, atoms)]
     img = Draw.MolsToGridImage(
         [m if m is not None else Chem.Mol() for m in mols],
         molsPerRow=per_row,
         subImgSize=(size, size),
         legends=legends or [""] * len(mols),
-        highlightAtomLists=atoms if pattern is not None else None,
+        highlightAtomLists=atoms,
+        highlightBondLists=bonds,
     )
     st.image(img)
+
+
+# ------------------------------------------------------------------------------ editor dialect
+_BRACKET_DUMMY = re.compile(r"\[(\d*)\*\]")
+
+
+def fragment_to_editor(text: str) -> str:
+    """A fragment SMILES as the molecule editor (Ketcher) reads it.
+
+    Ketcher reads a bare ``*`` as an "any atom" and ``[*:n]`` as the R-group label Rn, but
+    leaves the canvas empty for ``[*]`` and ``[n*]``; those are rewritten, the rest is kept.
+    """
+    return _BRACKET_DUMMY.sub(lambda m: f"[*:{m.group(1)}]" if m.group(1) else "*", text or "")
+
+
+def fragment_from_editor(text: str) -> str:
+    """The editor's SMILES written the way fragments are typed: attachment points ``[*]``/``[n*]``.
+
+    Ketcher writes an "any atom" as ``*``, an R-group label Rn as ``[*:n]`` followed by a
+    CXSMILES block (``|$_R1;;;$|``), and aromatic rings with explicit ``:`` bonds. RDKit reads
+    all of it; the label number becomes the attachment point's number. Text RDKit cannot read
+    is returned unchanged (the fragment check then says what is wrong).
+    """
+    text = (text or "").strip()
+    if not text:
+        return ""
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(text)
+    if mol is None:
+        return text
+    for atom in mol.GetAtoms():
+        if atom.GetAtomicNum() == 0:
+            label = atom.GetAtomMapNum()
+            atom.SetAtomMapNum(0)
+            atom.SetIsotope(label)
+            for prop in ("dummyLabel", "_MolFileRLabel", "molFileAlias", "atomLabel"):
+                if atom.HasProp(prop):
+                    atom.ClearProp(prop)
+    return Chem.MolToSmiles(mol)
+
+
+# ------------------------------------------------------------------------------ design tables
+def summary_line(summary: dict) -> str:
+    """``"16 requested · 15 valid · 12 contain the fragment · 11 unique"`` (no fragment count
+    for de novo designs)."""
+    parts = [f"{summary['requested']} requested", f"{summary['valid']} valid"]
+    if summary.get("matched") is not None:
+        parts.append(f"{summary['matched']} contain the fragment")
+    parts.append(f"{summary['unique']} unique")
+    return " · ".join(parts)
+
+
+def split_design_table(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows that satisfied the design (``status == "ok"``) and those that did not."""
+    ok = table["status"] == STATUS_OK
+    return table[ok], table[~ok]
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def to_sdf(table: pd.DataFrame, smiles_column: str = "SMILES") -> str:
@@ -50,8 +148,68 @@ def to_sdf(table: pd.DataFrame, smiles_column: str = "SMILES") -> str:
                 continue
             if isinstance(value, (list, tuple)):  # e.g. the matched fragment atoms
                 mol.SetProp(str(col), " ".join(map(str, value)))
-            elif pd.notna(value):
+            elif not _is_missing(value):
                 mol.SetProp(str(col), str(value))
         writer.write(mol)
     writer.close()
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------ lattices
+def lattice_figure(
+    state, side: int, title: str = "blue = −1, yellow = +1, grey = not yet generated"
+) -> go.Figure:
+    """Heat map of one lattice state: ``state`` holds ``side * side`` ids (0, 1, or 2 = masked)."""
+    values = [int(v) for v in state.reshape(-1).tolist()]
+    if len(values) != side * side:
+        raise ValueError(
+            f"a {side}×{side} lattice has {side * side} sites, the state has {len(values)}"
+        )
+    grid = [values[r * side : (r + 1) * side] for r in range(side)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            zmin=0,
+            zmax=2,
+            showscale=False,
+            colorscale=[[0, "#2b6cb0"], [0.5, "#f6e05e"], [1, "#bbbbbb"]],
+        )
+    )
+    fig.update_layout(title=title, width=420, height=420, yaxis_autorange="reversed")
+    return fig
+
+
+# ------------------------------------------------------------------------------ replay
+def replay_generation(
+    model,
+    fragment: str | None,
+    start: int,
+    order,
+    seed: int,
+    temperature: float,
+    top_p: float = 1.0,
+) -> list:
+    """One molecule sampled with the design's settings, as the list of ``(D,)`` states after
+    each filled position (the first is the template)."""
+    from mam_core.workflows.generate import plan_design
+
+    req = plan_design(model, 1, fragment or None, start, seed)
+    _, traj = model.sample(
+        1,
+        order=order,
+        template=req.templates,
+        seed=seed,
+        temperature=temperature,
+        top_p=top_p,
+        return_trajectory=True,
+    )
+    return [t[0].cpu() for t in traj]
+
+
+def replay_frame(model, tok, ids) -> tuple[str, int, str]:
+    """What one replay state shows: its tokens (``·`` where masked), how many positions are
+    filled, and the filled tokens read as SMILES (``""`` when none are filled yet)."""
+    tokens = ["·" if int(i) == model.mask_id else tok.vocab.tokens[int(i)] for i in ids]
+    observed = ids[ids != model.mask_id]
+    partial = tok.decode(observed) if len(observed) else ""
+    return " ".join(tokens), int(len(observed)), partial

@@ -1,94 +1,145 @@
-"""Design page: fix a fragment (choosing which of its tokens stay fixed), pick an order, sample
-completions, and look at them: highlighted depictions, a filterable table, CSV/SDF, and one
-generation replayed position by position."""
+"""Design page: draw or paste a fragment with attachment points, generate molecules that
+contain it, and look at them: the matched atoms highlighted, failures kept apart with their
+reason, a filterable table, CSV/SDF, and one generation replayed position by position."""
 
-import pandas as pd
 import streamlit as st
 
+from app import state
+from app.forms import fragment_check_ui, fragment_ui, resolve_order, sampling_ui
 from app.resources import require_molecule_model
-from app.ui import molecule_grid, to_sdf
-from mam_core.molecules import generate_molecules
-from mam_core.orders import parse_order
-from mam_core.tokenizers import TokenizationError, make_template
+from app.ui import (
+    molecule_grid,
+    replay_frame,
+    replay_generation,
+    split_design_table,
+    summary_line,
+    to_sdf,
+)
+from mam_core.workflows.generate import generate_molecules
 
 st.title("Design molecules")
 model, tok = require_molecule_model()
+uses_start = tok.kind != "safe"  # fragment-block models place the fragment themselves
 
-c1, c2 = st.columns([3, 1])
-fragment = c1.text_input("Fixed fragment (SMILES, optional)", "", key="design_fragment",
-                         help="Its tokens are placed at the start position; the model fills the rest.").strip()
-start = c2.number_input("Fragment start position", 0, model.D - 1, 0, key="design_start")
-template, fixed_tokens = None, []
-if fragment:
-    try:
-        tokens = tok.tokenize(fragment)
-        labels = [f"{int(start) + i}: {t}" for i, t in enumerate(tokens)]
-        fixed_tokens = st.pills("Fixed tokens (click to let the model choose one)", labels, selection_mode="multi",
-                                default=labels, key=f"design_fixed_{fragment}_{start}")
-        template = make_template(tok, fragment, start=int(start), fixed=[lab in fixed_tokens for lab in labels])
-    except (TokenizationError, ValueError) as err:
-        st.error(f"Cannot use this fragment: {err}")
-        template = None
+fragment = fragment_ui()
+start = 0
+if uses_start:
+    start = int(
+        st.number_input(
+            f"Fragment start position ({tok.kind.upper()} model)",
+            0,
+            model.D - 1,
+            0,
+            key=state.DESIGN_START,
+            help="Where the fragment's tokens are placed; the model fills the positions around "
+            "them.",
+        )
+    )
+usable = fragment_check_ui(model, fragment, start)
 
 with st.form("design"):
-    c3, c4 = st.columns([1, 2])
-    order_kind = c3.selectbox("Generation order", ["random", "l2r", "r2l", "custom"], key="design_order",
-                              help="Any-order sampling: the order in which masked positions are filled.")
-    custom = c4.text_input("Custom order (positions first; the rest follow left to right)", "", key="design_custom",
-                           placeholder="e.g. 20 21 22 0 1")
-    c5, c6, c7 = st.columns(3)
-    n = c5.number_input("Molecules", 1, 256, 16, key="design_n")
-    temperature = c6.slider("Temperature", 0.1, 2.0, 1.0, 0.1, key="design_temperature")
-    seed = c7.number_input("Seed", 0, 1_000_000, 0, key="design_seed")
+    sampling = sampling_ui("design", model.D)
+    c1, c2 = st.columns(2)
+    n = c1.number_input("Molecules", 1, 256, 16, key=state.DESIGN_N)
+    seed = c2.number_input("Seed", 0, 1_000_000, 0, key=state.DESIGN_SEED)
     submitted = st.form_submit_button("Generate", type="primary")
 
-if submitted and not (fragment and template is None):
+if submitted and usable:
     try:
-        order = parse_order(custom, model.D) if order_kind == "custom" else order_kind
+        order = resolve_order(sampling, model.D)
         with st.spinner("Sampling…"):
-            st.session_state["design_table"] = generate_molecules(
-                model, int(n), order=order, temperature=float(temperature), seed=int(seed), template=template)
-        st.session_state["design_highlight"] = fragment or None
-        st.session_state["design_last"] = {"order": order, "template": template, "seed": int(seed),
-                                           "temperature": float(temperature)}
-    except (TokenizationError, ValueError) as err:
+            table = generate_molecules(
+                model,
+                int(n),
+                fragment=fragment or None,
+                start=start,
+                order=order,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                seed=int(seed),
+            )
+    except ValueError as err:  # FragmentError included
         st.error(f"Cannot generate: {err}")
+    else:
+        st.session_state[state.DESIGN_TABLE] = table
+        st.session_state[state.DESIGN_LAST] = {
+            "fragment": fragment or None,
+            "start": start,
+            "order": order,
+            "seed": int(seed),
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+        }
 
-table = st.session_state.get("design_table")
-if table is not None:
-    with st.expander("Filter", expanded=False):
-        f1, f2 = st.columns(2)
-        lo, hi = f1.slider("logP range", -10.0, 15.0, (-10.0, 15.0), 0.5, key="design_logp")
-        qmin = f2.slider("Minimum QED", 0.0, 1.0, 0.0, 0.05, key="design_qed")
-    shown = table[(table["logP"].between(lo, hi)) & (table["QED"] >= qmin)]
-    st.caption(f"{len(shown)} of {len(table)} molecules; fixed fragment highlighted. Click a column header to sort.")
-    molecule_grid(shown["SMILES"].tolist()[:32], [f"logP {v:.2f} · QED {q:.2f}" for v, q in
-                  zip(shown["logP"].tolist()[:32], shown["QED"].tolist()[:32])],
-                  highlight=st.session_state.get("design_highlight"))
-    st.dataframe(shown, hide_index=True, key="design_df")
+table = st.session_state[state.DESIGN_TABLE]
+if table is None:
+    st.stop()
+
+summary = table.attrs.get("summary", {})
+st.subheader("Results")
+st.markdown(f"**{summary_line(summary)}** · task: {table.attrs.get('task', 'de novo')}")
+for notice in table.attrs.get("notices", []):
+    st.caption(f"ℹ️ {notice}")
+ok, failed = split_design_table(table)
+
+with st.expander("Filter", expanded=False):
+    f1, f2 = st.columns(2)
+    lo, hi = f1.slider("logP range", -10.0, 15.0, (-10.0, 15.0), 0.5, key=state.DESIGN_LOGP)
+    qmin = f2.slider("Minimum QED", 0.0, 1.0, 0.0, 0.05, key=state.DESIGN_QED)
+shown = ok[ok["logP"].between(lo, hi) & (ok["QED"] >= qmin)]
+if len(ok) == 0:
+    st.warning("No molecule satisfied the design; the failed rows below say why.")
+else:
+    fixed = summary.get("matched") is not None
+    st.caption(
+        f"{len(shown)} of {len(ok)} molecules"
+        + (", fragment atoms highlighted" if fixed else "")
+        + "; the first 32 are drawn. Click a column header to sort."
+    )
+    top = shown.head(32)
+    molecule_grid(
+        top["SMILES"].tolist(),
+        [f"logP {v:.2f} · QED {q:.2f}" for v, q in zip(top["logP"], top["QED"])],
+        highlight_atoms=top["matched_atoms"].tolist() if fixed else None,
+    )
+    st.dataframe(shown, hide_index=True, key=state.DESIGN_DF)
     d1, d2 = st.columns(2)
     d1.download_button("Download CSV", shown.to_csv(index=False), "molecules.csv", "text/csv")
     d2.download_button("Download SDF", to_sdf(shown), "molecules.sdf", "chemical/x-mdl-sdfile")
 
-    with st.expander("Replay one generation position by position"):
-        last = st.session_state["design_last"]
-        key = ("design_traj", str(last))
-        if st.session_state.get("design_traj_key") != key:
-            x, traj = model.sample(1, order=last["order"], template=last["template"], seed=last["seed"],
-                                   temperature=last["temperature"], return_trajectory=True)
-            st.session_state["design_traj"] = [t[0].cpu() for t in traj]
-            st.session_state["design_traj_key"] = key
-        traj = st.session_state["design_traj"]
-        if len(traj) > 1:
-            step = st.slider("Step", 0, len(traj) - 1, len(traj) - 1, key="design_step")
-        else:
-            step = 0
-        ids = traj[step]
-        shown_tokens = ["·" if int(i) == model.mask_id else tok.vocab.tokens[int(i)] for i in ids]
-        st.code(" ".join(shown_tokens), language=None)
-        observed = ids[ids != model.mask_id]
-        partial = tok.decode(observed) if len(observed) else ""
-        st.caption(f"{int((ids != model.mask_id).sum())} of {model.D} positions filled; "
-                   f"the filled tokens read as `{partial or '(nothing yet)'}`")
+if len(failed):
+    with st.expander(f"{len(failed)} failed rows (not shown above)", expanded=False):
+        st.caption(
+            "Sampled again up to the round limit and still not a valid molecule containing the "
+            "fragment."
+        )
+        st.dataframe(
+            failed[["SMILES", "status", "rounds"]], hide_index=True, key=state.DESIGN_FAILED_DF
+        )
+
+with st.expander("Replay one generation position by position"):
+    last = st.session_state[state.DESIGN_LAST]
+    replay_key = str(last)
+    if st.session_state[state.DESIGN_TRAJ_KEY] != replay_key:
+        if st.button(
+            "Replay",
+            key=state.DESIGN_REPLAY,
+            help=f"Samples one molecule with the same settings ({model.D} network passes).",
+        ):
+            st.session_state[state.DESIGN_TRAJ] = replay_generation(model, **last)
+            st.session_state[state.DESIGN_TRAJ_KEY] = replay_key
+    if st.session_state[state.DESIGN_TRAJ_KEY] == replay_key:
+        traj = st.session_state[state.DESIGN_TRAJ]
+        step = (
+            st.slider("Step", 0, len(traj) - 1, len(traj) - 1, key=state.DESIGN_STEP)
+            if len(traj) > 1
+            else 0
+        )
+        tokens, filled, partial = replay_frame(model, tok, traj[step])
+        st.code(tokens, language=None)
+        st.caption(
+            f"{filled} of {model.D} positions filled; the filled tokens read as "
+            f"`{partial or '(nothing yet)'}`"
+        )
         if partial:
             molecule_grid([partial], per_row=1, size=300)

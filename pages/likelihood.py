@@ -7,13 +7,14 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from app import state
 from app.resources import require_molecule_model
 from mam_core.scoring import (
     MAX_ROWS,
     MAX_UPLOAD_BYTES,
     ScoringInputError,
-    decode_upload,
     agreement,
+    decode_upload,
     parse_smiles_text,
     position_distributions,
     score_molecules,
@@ -21,20 +22,28 @@ from mam_core.scoring import (
 from mam_core.tokenizers import TokenizationError, make_template
 from mam_core.workflows.outliers import DEFAULT_SCORE, ensure_calibration, score_table
 
-EXAMPLE = ("CCOC(=O)CNC(=O)c1cc(N)cn1C1CC1\nCCN(CC(=O)OC)C(=O)c1cccc(C)c1N\nCCN(Cc1ccc2c(c1)OCO2)C(=O)Cn1cnnn1\n"
-           "COc1ccccc1Nc1nc(=O)c(C(C)(C)C)n[nH]1\nCc1cccc(N2CCN(C(=O)Cc3ccc[nH]3)CC2)c1C\n"
-           "CC(=O)Oc1ccccc1C(=O)O\nnot-a-molecule")
+EXAMPLE = (
+    "CCOC(=O)CNC(=O)c1cc(N)cn1C1CC1\nCCN(CC(=O)OC)C(=O)c1cccc(C)c1N\nCCN(Cc1ccc2c(c1)OCO2)C(=O)Cn1cnnn1\n"
+    "COc1ccccc1Nc1nc(=O)c(C(C)(C)C)n[nH]1\nCc1cccc(N2CCN(C(=O)Cc3ccc[nH]3)CC2)c1C\n"
+    "CC(=O)Oc1ccccc1C(=O)O\nnot-a-molecule"
+)
 
 st.title("Likelihood")
 model, tok = require_molecule_model()
 
 with st.form("likelihood"):
-    text = st.text_area("SMILES, one per line", EXAMPLE, height=160, key="lik_text")
-    upload = st.file_uploader(f"…or a CSV with a SMILES column (≤ {MAX_UPLOAD_BYTES // 2**20} MB, ≤ {MAX_ROWS:,} rows)",
-                              type=["csv", "smi", "txt"], key="lik_upload")
+    text = st.text_area("SMILES, one per line", EXAMPLE, height=160, key=state.LIK_TEXT)
+    upload = st.file_uploader(
+        f"…or a CSV with a SMILES column (≤ {MAX_ROWS:,} rows)",
+        type=["csv", "smi", "txt"],
+        max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+        key=state.LIK_UPLOAD,
+    )
     c1, c2 = st.columns(2)
-    with_arm = c1.checkbox("Also compute the exact AO-ARM likelihood (D passes, slow)", True, key="lik_arm")
-    orders = c2.number_input("AO-ARM orders to average", 1, 8, 1, key="lik_orders")
+    with_arm = c1.checkbox(
+        "Also compute the exact AO-ARM likelihood (D passes, slow)", True, key=state.LIK_ARM
+    )
+    orders = c2.number_input("AO-ARM orders to average", 1, 8, 1, key=state.LIK_ORDERS)
     submitted = st.form_submit_button("Score", type="primary")
 
 if submitted:
@@ -42,20 +51,25 @@ if submitted:
         source = decode_upload(upload.name, upload.getvalue()) if upload is not None else text
         smiles = parse_smiles_text(source)
         with st.spinner(f"Scoring {len(smiles)} molecules…"):
-            st.session_state["lik_result"] = score_molecules(model, smiles, with_arm=with_arm, num_orders=int(orders))
+            st.session_state[state.LIK_RESULT] = score_molecules(
+                model, smiles, with_arm=with_arm, num_orders=int(orders)
+            )
             cal_key = ("lik_calibration", id(model))
             if st.session_state.get("lik_calibration_key") != cal_key:
                 st.session_state["lik_calibration"] = ensure_calibration(model)
                 st.session_state["lik_calibration_key"] = cal_key
-            st.session_state["lik_outliers"] = score_table(model, smiles, DEFAULT_SCORE,
-                                                           st.session_state["lik_calibration"])
+            st.session_state["lik_outliers"] = score_table(
+                model, smiles, DEFAULT_SCORE, st.session_state["lik_calibration"]
+            )
     except ScoringInputError as err:
         st.error(str(err))
 
-result = st.session_state.get("lik_result")
+result = st.session_state[state.LIK_RESULT]
 if result is not None:
     c1, c2, c3 = st.columns(3)
-    c1.metric("MaM (one pass)", f"{result.seconds_mam * 1000:.1f} ms", help=f"{result.n_scored} molecules")
+    c1.metric(
+        "MaM (one pass)", f"{result.seconds_mam * 1000:.1f} ms", help=f"{result.n_scored} molecules"
+    )
     if result.seconds_arm is not None:
         c2.metric(f"AO-ARM ({model.D} passes)", f"{result.seconds_arm * 1000:.0f} ms")
         c3.metric("Speed-up", f"{result.speedup:.1f}×")
@@ -82,22 +96,30 @@ if result is not None:
                            "outliers.csv", "text/csv", key="lik_outlier_download")
     table = result.table.sort_values("outlier_rank", na_position="last")
     st.caption("MaM and AO-ARM log-likelihoods (nats), least likely first.")
-    st.dataframe(table, hide_index=True, key="lik_table")
+    st.dataframe(table, hide_index=True, key=state.LIK_TABLE)
     st.download_button("Download CSV", table.to_csv(index=False), "likelihoods.csv", "text/csv")
     if result.seconds_arm is not None:
         stats = agreement(result.table)
-        fig = px.scatter(result.table.dropna(subset=["log_p_arm"]), x="log_p_arm", y="log_p_mam", hover_name="input",
-                         labels={"log_p_arm": "AO-ARM log p(x) (nats)", "log_p_mam": "MaM log p(x) (nats)"},
-                         title=f"MaM vs AO-ARM: Spearman {stats['spearman']:.3f}, Pearson {stats['pearson']:.3f}")
+        fig = px.scatter(
+            result.table.dropna(subset=["log_p_arm"]),
+            x="log_p_arm",
+            y="log_p_mam",
+            hover_name="input",
+            labels={"log_p_arm": "AO-ARM log p(x) (nats)", "log_p_mam": "MaM log p(x) (nats)"},
+            title=f"MaM vs AO-ARM: Spearman {stats['spearman']:.3f}, "
+            f"Pearson {stats['pearson']:.3f}",
+        )
         lo = float(result.table[["log_p_mam", "log_p_arm"]].min().min())
         hi = float(result.table[["log_p_mam", "log_p_arm"]].max().max())
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(dash="dash")))
-        st.plotly_chart(fig, key="lik_scatter")
+        fig.add_trace(
+            go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(dash="dash"))
+        )
+        st.plotly_chart(fig, key=state.LIK_SCATTER)
 
 st.subheader("A partial molecule: conditionals at every position")
 c1, c2 = st.columns([3, 1])
-fragment = c1.text_input("Observed fragment (SMILES)", "c1ccccc1", key="lik_fragment")
-start = c2.number_input("Start position", 0, model.D - 1, 0, key="lik_start")
+fragment = c1.text_input("Observed fragment (SMILES)", "c1ccccc1", key=state.LIK_FRAGMENT)
+start = c2.number_input("Start position", 0, model.D - 1, 0, key=state.LIK_START)
 if fragment.strip():
     try:
         template = make_template(tok, fragment.strip(), start=int(start))
@@ -106,7 +128,12 @@ if fragment.strip():
     else:
         probs, log_marginal = position_distributions(model, template)
         st.metric("log p(x_S), one pass", f"{log_marginal:.2f} nats")
-        fig = px.imshow(probs.T, aspect="auto", color_continuous_scale="Viridis",
-                        labels=dict(x="position", y="token", color="p(x_i | x_S)"),
-                        y=list(tok.vocab.tokens), title="p(x_i | x_S) per position (observed positions one-hot)")
-        st.plotly_chart(fig, key="lik_heatmap")
+        fig = px.imshow(
+            probs.T,
+            aspect="auto",
+            color_continuous_scale="Viridis",
+            labels=dict(x="position", y="token", color="p(x_i | x_S)"),
+            y=list(tok.vocab.tokens),
+            title="p(x_i | x_S) per position (observed positions one-hot)",
+        )
+        st.plotly_chart(fig, key=state.LIK_HEATMAP)

@@ -5,25 +5,40 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app import state
+from app.resources import model_infos
 from mam_core.model_store import (
     MAX_IMPORT_BYTES,
     ModelStoreError,
     delete_model,
     import_model,
-    list_models,
     models_dir,
 )
 
 st.title("Models")
 st.caption(f"Stored models live in `{models_dir()}` (set `MAM_MODELS_DIR` to change it).")
 
-infos = list_models()
+infos = model_infos()  # cached until a checkpoint file changes
 if not infos:
     st.info("No models yet.")
 st.dataframe(
-    pd.DataFrame([{"name": i.name, "default": i.is_default, "size (MB)": i.size_mb, "D": i.D, "K": i.K,
-                   "tokenizer": i.tokenizer, "training": i.stages(), "problem": i.error or ""} for i in infos]),
-    hide_index=True, key="models_table",
+    pd.DataFrame(
+        [
+            {
+                "name": i.name,
+                "default": i.is_default,
+                "size (MB)": i.size_mb,
+                "D": i.D,
+                "K": i.K,
+                "tokenizer": i.tokenizer,
+                "training": i.stages(),
+                "problem": i.error or "",
+            }
+            for i in infos
+        ]
+    ),
+    hide_index=True,
+    key=state.MODELS_TABLE,
 )
 
 for info in infos:
@@ -39,10 +54,17 @@ for info in infos:
             if keys:
                 fig = go.Figure()
                 for k in keys:
-                    fig.add_scatter(x=[r["step"] for r in hist], y=[r.get(k) for r in hist], name=k, mode="lines")
+                    fig.add_scatter(
+                        x=[r["step"] for r in hist],
+                        y=[r.get(k) for r in hist],
+                        name=k,
+                        mode="lines",
+                    )
                 fig.update_layout(height=260, margin=dict(t=20), xaxis_title="step")
                 st.plotly_chart(fig, key=f"hist_{info.name}_{rec.get('stage')}_{id(rec)}")
-        st.download_button("Download", info.path.read_bytes(), f"{info.name}.pt", key=f"dl_{info.name}")
+        st.download_button(
+            "Download", info.path.read_bytes, f"{info.name}.pt", key=f"dl_{info.name}"
+        )  # read on click
         if not info.is_default and st.button("Delete", key=f"del_{info.name}"):
             try:
                 delete_model(info.name)
@@ -52,8 +74,13 @@ for info in infos:
                 st.rerun()
 
 st.subheader("Upload a model")
-upload = st.file_uploader(f"A MaM Studio checkpoint (.pt, ≤ {MAX_IMPORT_BYTES // 2**20} MB)", type=["pt"], key="models_upload")
-if upload is not None and st.button("Add to my models", key="models_add"):
+upload = st.file_uploader(
+    "A MaM Studio checkpoint (.pt)",
+    type=["pt"],
+    max_upload_size=MAX_IMPORT_BYTES // 2**20,
+    key=state.MODELS_UPLOAD,
+)
+if upload is not None and st.button("Add to my models", key=state.MODELS_ADD):
     try:
         path = import_model(upload.name, upload.getvalue())
     except ModelStoreError as err:

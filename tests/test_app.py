@@ -1,4 +1,5 @@
-"""The Streamlit app runs headless (AppTest)."""
+"""The Streamlit app runs headless (AppTest): every page with every model kind, the Design
+page's fragment flow, and the defects each fixed with the test that would have caught it."""
 
 from __future__ import annotations
 
@@ -6,16 +7,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import install_default_molecule_model
 from streamlit.testing.v1 import AppTest
 
-from conftest import install_default_molecule_model
-
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+PAGES = {
+    "start": "../pages/home.py",
+    "design": "../pages/design.py",
+    "likelihood": "../pages/likelihood.py",
+    "finetune": "../pages/finetune.py",
+    "models": "../pages/models.py",
+    "ising": "../pages/ising.py",
+}
+MOLECULE_PAGES = ("design", "likelihood", "finetune")
+TITLES = {
+    "start": "MaM Studio",
+    "design": "Design molecules",
+    "likelihood": "Likelihood",
+    "finetune": "Fine-tune towards a reward",
+    "models": "Models",
+    "ising": "Ising lattice: energy-based MaM",
+}
 
 
 @pytest.fixture()
 def tiny_default(tmp_path, monkeypatch):
-    """A tiny untrained molecule model as the default, and an empty model store."""
+    """A tiny untrained SELFIES molecule model as the default, and an empty model store."""
     from mam_core import MaM, NetworkConfig
     from mam_core.moses import load_moses
     from mam_core.tokenizers import SelfiesTokenizer
@@ -25,57 +42,200 @@ def tiny_default(tmp_path, monkeypatch):
     return install_default_molecule_model(model, tok, tmp_path, monkeypatch)
 
 
-def test_ising_page_trains_samples_and_compares():
+@pytest.fixture()
+def fragment_block_default(tmp_path, monkeypatch):
+    """A tiny untrained fragment-block model as the default: it misses most fragments."""
+    from mam_core import MaM, NetworkConfig
+    from mam_core.chem.training_data import fragment_block_dataset
+    from mam_core.moses import load_moses
+
+    tok, _ = fragment_block_dataset(load_moses("train", limit=200), copies=1, seed=0, max_length=64)
+    model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
+    return install_default_molecule_model(model, tok, tmp_path, monkeypatch)
+
+
+def _store_lattice_model(name: str = "lattice") -> None:
+    """A model with no molecule tokenizer (what the Ising page trains) in the model store."""
+    from mam_core import MaM, NetworkConfig
+    from mam_core.model_store import save_model
+
+    save_model(MaM(NetworkConfig(D=9, K=2, arch="mlp", hidden=16, n_layers=1)), name)
+
+
+def _open(page: str, model: str | None = None) -> AppTest:
     at = AppTest.from_file(ENTRY, default_timeout=120)
     at.run()
-    at.switch_page("../pages/ising.py")
+    if model is not None:
+        at.selectbox(key="model_name").set_value(model).run()
+    at.switch_page(PAGES[page])
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture()
+def drawn_grids(monkeypatch):
+    """Records what every molecule grid drew: its molecules and highlighted atoms."""
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+
+    calls = []
+    real = Draw.MolsToGridImage
+
+    def spy(mols, **kw):
+        calls.append(
+            {"smiles": [Chem.MolToSmiles(m) for m in mols], "atoms": kw.get("highlightAtomLists")}
+        )
+        return real(mols, **kw)
+
+    monkeypatch.setattr(Draw, "MolsToGridImage", spy)
+    return calls
+
+
+# ------------------------------------------------------------------------------ every page × kind
+@pytest.mark.parametrize("kind", ["molecule", "lattice"])
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_with_every_model_kind(tiny_default, page, kind):
+    if kind == "lattice":
+        _store_lattice_model()
+    at = _open(page, model="lattice" if kind == "lattice" else None)
+    assert TITLES[page] in [t.value for t in at.title]
+    if kind == "lattice" and page in MOLECULE_PAGES:
+        assert any("needs a molecule model" in i.value for i in at.info)
+        assert not at.error
+    else:
+        assert not any("needs a molecule model" in i.value for i in at.info)
+
+
+# ------------------------------------------------------------------------------ design
+def test_design_page_pasted_fragment_shows_task_summary_and_matched_atoms(
+    tiny_default, drawn_grids
+):
+    at = _open("design")
+    at.text_input(key="design_fragment").set_value("[*]c1ccccc1").run()
+    assert not at.exception and not at.error
+    assert any(
+        "motif extension" in m.value and "1 attachment point" in m.value for m in at.markdown
+    )
+    assert any("cannot restrict growth" in w.value for w in at.warning)  # SELFIES model: a notice
+    assert at.number_input(key="design_start").value == 0  # SELFIES models keep a start position
+
+    at.number_input(key="design_n").set_value(8)
+    at.selectbox(key="design_order").set_value("confidence")
+    at.button[0].click().run()  # the form's Generate button
+    assert not at.exception and not at.error
+    table = at.session_state["design_table"]
+    summary = table.attrs["summary"]
+    assert summary["requested"] == 8 and summary["matched"] > 0
+    line = (
+        f"{summary['requested']} requested · {summary['valid']} valid · "
+        f"{summary['matched']} contain the fragment"
+    )
+    assert any(line in m.value for m in at.markdown)
+
+    ok = table[table["status"] == "ok"]
+    shown = at.main.dataframe[0].value  # the results table (failed rows sit in their expander)
+    assert set(shown["status"]) == {"ok"} and len(shown) == len(ok)
+    grid = drawn_grids[-1]
+    assert len(grid["smiles"]) == len(ok)
+    assert grid["atoms"] == [
+        list(a) for a in ok["matched_atoms"]
+    ]  # the match itself, not a re-match
+    assert all(len(a) == 6 for a in grid["atoms"])  # the benzene ring in every drawn molecule
+    assert at.get("download_button")
+
+    at.button(key="design_replay").click().run()  # replay with the same settings
+    assert not at.exception
+    assert any("positions filled" in c.value for c in at.caption)
+
+
+def test_design_page_keeps_failed_rows_apart(fragment_block_default, drawn_grids):
+    at = _open("design")
+    assert not [
+        w for w in at.number_input if w.key == "design_start"
+    ]  # fragment blocks: no start position
+    at.text_input(key="design_fragment").set_value("[*]c1ccccc1").run()
+    at.number_input(key="design_n").set_value(6)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    table = at.session_state["design_table"]
+    failed = table[table["status"] != "ok"]
+    assert len(failed) > 0  # an untrained model misses the fragment
+    summary = table.attrs["summary"]
+    assert any(f"{summary['matched']} contain the fragment" in m.value for m in at.markdown)
+    box = [e for e in at.expander if f"{len(failed)} failed rows" in e.label]
+    assert len(box) == 1
+    failed_df = box[0].dataframe[0].value
+    assert len(failed_df) == len(failed) and "ok" not in set(failed_df["status"])
+    assert set(failed_df["status"]) <= {"invalid molecule", "fragment not found in the molecule"}
+    ok_count = summary["matched"]
+    if ok_count == 0:
+        assert any("No molecule satisfied" in w.value for w in at.warning)
+        assert not drawn_grids  # nothing drawn as if it were a success
+    else:
+        assert len(drawn_grids[-1]["smiles"]) == ok_count
+
+
+def test_design_page_bad_fragment_and_linker_on_selfies(tiny_default):
+    at = _open("design")
+    at.text_input(key="design_fragment").set_value("C1CC").run()  # unclosed ring
+    assert not at.exception
+    assert at.error and "fragment" in at.error[0].value
+    at.button[0].click().run()
+    assert at.session_state["design_table"] is None  # nothing generated from a bad fragment
+
+    at.text_input(key="design_fragment").set_value("[*]c1ccccc1.[*]N1CCOCC1").run()
+    assert not at.exception
+    assert at.error and "linker design needs a fragment-block model" in at.error[0].value
+
+
+def test_design_editor_drawing_replaces_the_text(tiny_default, monkeypatch):
+    """What the editor sends on Apply (Ketcher's R1 label here) becomes the fragment text."""
+    import app.forms
+
+    sent = {"value": None}
+    monkeypatch.setattr(app.forms, "_editor", lambda value, key, height: sent["value"] or value)
+    at = _open("design")
+    at.text_input(key="design_fragment").set_value("c1ccccc1").run()
+    assert (
+        at.text_input(key="design_fragment").value == "c1ccccc1"
+    )  # the editor's echo changes nothing
+    sent["value"] = "[*:1]c1ccccc1 |$_R1;;;;;;$|"
     at.run()
     assert not at.exception
+    assert at.text_input(key="design_fragment").value == "[1*]c1ccccc1"
+    assert any("motif extension" in m.value for m in at.markdown)
+
+
+# ------------------------------------------------------------------------------ other pages
+def test_ising_page_survives_leaving_and_coming_back():
+    at = _open("ising")
     assert "Device" in at.sidebar.caption[0].value
     at.slider(key="ising_n").set_value(3)
     at.number_input(key="ising_steps").set_value(20)
-    at.button[0].click()  # the form's Train button
-    at.run()
+    at.button[0].click().run()  # the form's Train button
     assert not at.exception
-    assert "ising_run" in at.session_state
+    assert at.session_state["ising_run"] is not None
     assert len(at.get("plotly_chart")) >= 3
     at.button(key="ising_compare").click().run()
     assert not at.exception
     assert any("Mean log f" in m.value for m in at.markdown)
 
-
-def test_design_page_generates_molecules_with_a_fixed_fragment(tiny_default):
-    at = AppTest.from_file(ENTRY, default_timeout=120)
-    at.run()
+    at.switch_page(PAGES["models"]).run()  # Streamlit resets the slider to 4 on the way back
+    at.switch_page(PAGES["ising"]).run()
     assert not at.exception
-    at.text_input(key="design_fragment").set_value("c1ccccc1")
-    at.number_input(key="design_n").set_value(8)
-    at.button[0].click()
-    at.run()
-    assert not at.exception and not at.error
-    table = at.session_state["design_table"]
-    assert len(table) == 8 and table["valid"].all()
-    assert len(at.dataframe) == 1
-
-    at.text_input(key="design_fragment").set_value("C1CC")  # unclosed ring: invalid SMILES
-    at.button[0].click()
-    at.run()
-    assert not at.exception
-    assert at.error and "fragment" in at.error[0].value
-
-
-def _open(page: str) -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=120)
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception
-    return at
+    assert at.slider(key="ising_n").value == 4
+    assert any("3×3 lattice" in c.value for c in at.caption)
 
 
 def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
-    at = _open("../pages/likelihood.py")
-    at.text_area(key="lik_text").set_value("CCO\nc1ccccc1\nnot-a-molecule\nCC(=O)Oc1ccccc1C(=O)O\nCCN")
+    at = _open("likelihood")
+    assert (
+        at.get("file_uploader")[0].proto.max_upload_size_mb == 2
+    )  # the widget states the real limit
+    at.text_area(key="lik_text").set_value(
+        "CCO\nc1ccccc1\nnot-a-molecule\nCC(=O)Oc1ccccc1C(=O)O\nCCN"
+    )
     at.checkbox(key="lik_arm").check()
     at.button[0].click()
     at.run()
@@ -111,9 +271,9 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
 
 
 def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
-    from mam_core.model_store import model_names
+    from mam_core.model_store import model_names, sanitize_name
 
-    at = _open("../pages/finetune.py")
+    at = _open("finetune")
     at.number_input(key="ft_steps").set_value(10)
     at.number_input(key="ft_batch").set_value(8)
     at.text_input(key="ft_fragment").set_value("c1ccccc1")
@@ -129,29 +289,34 @@ def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
     at.text_input(key="ft_name").set_value("my tuned/../model")
     at.button(key="ft_save").click().run()
     assert not at.exception
-    from mam_core.model_store import sanitize_name
-
     assert sanitize_name("my tuned/../model") == "my_tuned_.._model"  # no path separators survive
     assert "my_tuned_.._model" in model_names()
 
 
 def test_finetune_page_rejects_a_bad_smarts(tiny_default):
-    at = _open("../pages/finetune.py")
+    at = _open("finetune")
     at.selectbox(key="ft_reward").set_value("substructure")
     at.text_input(key="ft_smarts").set_value("C((")
     at.button[0].click()
     at.run()
     assert at.error and "SMARTS" in at.error[0].value
-    assert "ft_job" not in at.session_state
+    assert at.session_state["ft_job"] is None
 
 
-def test_models_page_lists_and_deletes(tiny_default):
-    from mam_core.model_store import model_names, save_model
+def test_models_page_lists_caches_and_deletes(tiny_default, monkeypatch):
+    import mam_core.model_store as store
 
-    save_model(tiny_default, "second")
-    at = _open("../pages/models.py")
-    names = list(at.dataframe[0].value["name"])
-    assert names == ["default", "second"]
+    reads = []
+    real = store.list_models
+    monkeypatch.setattr(store, "list_models", lambda: reads.append(1) or real())
+    store.save_model(tiny_default, "second")
+    at = _open("models")
+    assert at.get("file_uploader")[0].proto.max_upload_size_mb == 100
+    assert list(at.dataframe[0].value["name"]) == ["default", "second"]
+    n_reads = len(reads)
+    at.run()  # a rerun with no file changed reads no checkpoint
+    assert len(reads) == n_reads
     at.button(key="del_second").click().run()
     assert not at.exception
-    assert model_names() == ["default"]
+    assert store.model_names() == ["default"]
+    assert list(at.dataframe[0].value["name"]) == ["default"]  # the deletion shows at once
