@@ -401,6 +401,10 @@ def load_token_text(text_or_path: str, model: MaM, what: str) -> torch.Tensor:
         raise CLIError(str(err)) from None
 
 
+#: Calibrations made by this process for models that store none, by (path, modification time).
+_CALIBRATIONS: dict = {}
+
+
 def _score_molecules_cli(args, model: MaM) -> None:
     """One CSV row per input line, in order: the outlier table of :mod:`mam_core.workflows.outliers`."""
     from .moses import load_moses
@@ -415,10 +419,14 @@ def _score_molecules_cli(args, model: MaM) -> None:
         raise CLIError(f"{args.input}: not a UTF-8 text file") from None
     smiles = [ln.split()[0] if ln.strip() else "" for ln in lines]
     cal = calibration_of(model)
+    made_now = ""
     if cal is None and args.score in ("likelihood_ratio", "length_z"):
-        cal = calibrate(model, load_moses("train", limit=5000), "embedded MOSES train (first 5,000)")
-        print("note: this model has no stored calibration; calibrated on 5,000 training molecules now "
-              "(run `mam eval` to store one)", file=sys.stderr)
+        key = (str(args.model), Path(args.model).stat().st_mtime if args.model else 0.0)
+        if key not in _CALIBRATIONS:
+            _CALIBRATIONS[key] = calibrate(model, load_moses("train", limit=2000),
+                                           "embedded MOSES train (first 2,000)", store=False)
+        cal = _CALIBRATIONS[key]
+        made_now = "; no stored calibration, so 2,000 training molecules were scored for it (`mam eval` stores one)"
     t0 = time.perf_counter()
     table = score_table(model, smiles, args.score, cal)
     dt = time.perf_counter() - t0
@@ -441,7 +449,7 @@ def _score_molecules_cli(args, model: MaM) -> None:
         table.to_csv(sys.stdout, index=False, float_format="%.6f")
     bad = int((table["error"] != "").sum())
     print(f"scored {len(table) - bad} of {len(table)} lines in {dt:.2f}s ({args.score} score; "
-          f"{bad} out of domain, ranked most atypical with the reason in 'error')", file=sys.stderr)
+          f"{bad} out of domain, ranked most atypical with the reason in 'error'{made_now})", file=sys.stderr)
 
 
 def run_score(args) -> None:
