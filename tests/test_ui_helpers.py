@@ -44,7 +44,7 @@ def test_to_sdf_writes_list_columns_as_text():
     supplier = Chem.SDMolSupplier()
     supplier.SetData(to_sdf(table))
     mol = next(iter(supplier))
-    assert mol.GetProp("matched_atoms") == "[1, 2, 3, 4, 5, 6]" and mol.GetProp("status") == "ok"
+    assert mol.GetProp("matched_atoms") == "1 2 3 4 5 6" and mol.GetProp("status") == "ok"
 
 
 @pytest.mark.parametrize(
