@@ -25,6 +25,8 @@ import re
 from rdkit import Chem
 from rdkit.Chem import BRICS
 
+from ..tokenizers import SMILES_REGEX
+
 __all__ = [
     "FIRST_LABEL",
     "SafeEncodingError",
@@ -38,9 +40,8 @@ __all__ = [
 FIRST_LABEL = 10
 _MAX_LABEL = 99
 
-_TOKEN = re.compile(
-    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
-)
+# The atom-level SMILES tokeniser's own pattern: blocks are tokenised exactly as models read them.
+_TOKEN = re.compile(SMILES_REGEX)
 _DUMMY = re.compile(r"^\[(\d*)\*\]$")
 _BONDS = {"-", "=", "#", ":", "/", "\\"}
 

@@ -100,8 +100,7 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None, bat
     for i, msg in enc.errors:
         errors[i] = msg
     if enc.kept:
-        ids = enc.ids.to(model.device)
-        lp = torch.cat([model.log_marginal(b) for b in ids.split(batch_size)]).double().cpu().numpy()
+        lp = _log_marginals(model, enc.ids, batch_size)
         kept = np.asarray(enc.kept)
         log_p[kept] = lp
         n_tok[kept] = (enc.ids != tok.pad_id).sum(dim=1).numpy()
@@ -159,7 +158,8 @@ def calibrate(
         stds.append(float(max(vals.std(), 1e-3)))
     cal = Calibration(background.tolist(), lengths, means, stds, {}, len(nll), source)
     named = _named_scores(raw, cal)
-    named["partial"] = _partial_lr(model, _training_partials(tok, enc.ids), background)
+    partials = _training_partials(tok, enc.ids)
+    named["partial"] = _partial_lr(partials, _log_marginals(model, partials), background, model.K)
     cal.train_scores = {k: np.sort(v[np.isfinite(v)]).tolist() for k, v in named.items()}
     if store:
         model.metadata[_META_KEY] = cal.to_dict()
@@ -195,13 +195,17 @@ def _training_partials(tok, ids: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _partial_lr(model: MaM, x: torch.Tensor, background: np.ndarray) -> np.ndarray:
+def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    """One-pass ``log p(x_S)`` of every row, in batches."""
+    return torch.cat([model.log_marginal(b.to(model.device)) for b in x.split(batch_size)]).double().cpu().numpy()
+
+
+def _partial_lr(x: torch.Tensor, lp: np.ndarray, background: np.ndarray, K: int) -> np.ndarray:
     """``(−log p(x_S) + log q(x_S)) / |S|`` of partial rows: the likelihood ratio against the
     token background over the observed tokens, per observed token (fragments differ in size
     far more than molecules do)."""
-    lp = torch.cat([model.log_marginal(b.to(model.device)) for b in x.split(512)]).double().cpu().numpy()
-    observed = (x != model.mask_id).numpy()
-    bg = np.where(observed, np.asarray(background)[np.minimum(x.numpy(), model.K - 1)], 0.0).sum(axis=1)
+    observed = (x != K).numpy()  # the mask id is K
+    bg = np.where(observed, np.asarray(background)[np.minimum(x.numpy(), K - 1)], 0.0).sum(axis=1)
     return (-lp + bg) / np.maximum(observed.sum(axis=1), 1)
 
 
@@ -230,9 +234,8 @@ def partial_table(model: MaM, fragments: list[str], cal: Calibration | None = No
             rows.append(model.empty(1)[0].cpu())
             errors.append(str(err))
     x = torch.stack(rows).cpu()
-    with torch.no_grad():
-        lp = torch.cat([model.log_marginal(b.to(model.device)) for b in x.split(512)]).double().cpu().numpy()
-    lr = _partial_lr(model, x, np.asarray(cal.background))
+    lp = _log_marginals(model, x)
+    lr = _partial_lr(x, lp, np.asarray(cal.background), model.K)
     bad = np.array([bool(e) for e in errors])
     lr = np.where(bad, math.inf, lr)
     pct = np.where(bad, 100.0, cal.percentile("partial", lr)) if "partial" in cal.train_scores else np.nan
