@@ -32,6 +32,19 @@ def _draw(logits: torch.Tensor, temperature: float, generator, top_p: float = 1.
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (n,)
 
 
+def _constrain(logits: torch.Tensor, constraint, x: torch.Tensor, pos: torch.Tensor, mask_id: int):
+    """Renormalise ``(n, K)`` logits over the tokens ``constraint`` allows at ``pos``.
+
+    ``constraint(x, pos, mask_id)`` returns an ``(n, K)`` bool mask (a syntax, for example);
+    a row where it allows nothing keeps the model's own conditional.
+    """
+    if constraint is None:
+        return logits
+    allowed = constraint(x, pos, mask_id).to(logits.device)
+    allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+    return logits.masked_fill(~allowed, float("-inf"))
+
+
 def _check_top_p(top_p: float) -> None:
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
@@ -45,6 +58,7 @@ def fill_by_confidence(
     top_p: float = 1.0,
     trajectory: list | None = None,
     per_pass: int = 1,
+    constraint=None,
 ) -> torch.Tensor:
     """Fill every masked position of ``x``, each step the one whose conditional is most certain.
 
@@ -70,7 +84,8 @@ def fill_by_confidence(
         pos = conf.topk(k, dim=1).indices  # (n, k), most certain first
         for j in range(k):
             p = pos[:, j]
-            tok = _draw(logits[rows, p], temperature, generator, top_p)  # (n,)
+            step_logits = _constrain(logits[rows, p], constraint, x, p, model.mask_id)
+            tok = _draw(step_logits, temperature, generator, top_p)  # (n,)
             fill = j < n_masked  # rows with fewer masked positions fill fewer
             x[rows, p] = torch.where(fill, tok, x[rows, p])
         if trajectory is not None:
@@ -88,6 +103,7 @@ def fill_in_order(
     generator: torch.Generator | None = None,
     trajectory: list | None = None,
     top_p: float = 1.0,
+    constraint=None,
 ) -> torch.Tensor:
     """Fill positions ``seq[b, start[b] : start[b] + count[b]]`` of ``x`` one by one.
 
@@ -100,6 +116,7 @@ def fill_in_order(
         active = t < count  # (n,)
         pos = seq.gather(1, (start + t).clamp(max=seq.shape[1] - 1).unsqueeze(1)).squeeze(1)  # (n,)
         logits = model.net.conditional(x)[rows, pos]  # (n, K)
+        logits = _constrain(logits, constraint, x, pos, model.mask_id)
         tok = _draw(logits, temperature, generator, top_p)  # (n,)
         x[rows, pos] = torch.where(active, tok, x[rows, pos])
         if trajectory is not None:
@@ -119,6 +136,7 @@ def sample(
     return_trajectory: bool = False,
     top_p: float = 1.0,
     per_pass: int = 1,
+    constraint=None,
 ):
     """Draw ``n`` sequences from ``p_φ`` in any order.
 
@@ -134,6 +152,9 @@ def sample(
         top_p: nucleus sampling; keep the most likely tokens covering this probability mass.
         per_pass: ``"confidence"`` order only: positions filled per forward pass (faster,
             approximate above 1).
+        constraint: optional ``constraint(x, pos, mask_id) -> (n, K) bool``: the tokens allowed
+            at the position about to be filled (e.g. a syntax); the conditional is renormalised
+            over them.  The engine does not know what they mean.
         seed / generator: for reproducible draws.
         return_trajectory: also return the list of ``(n, D)`` states after each filled position.
     Returns:
@@ -160,12 +181,14 @@ def sample(
     model.eval()
     try:
         if isinstance(order, str) and order in DYNAMIC_ORDERS:
-            x = fill_by_confidence(model, x, temperature, gen, top_p, trajectory, per_pass)
+            x = fill_by_confidence(model, x, temperature, gen, top_p, trajectory, per_pass, constraint)
         else:
             orders = make_orders(order, n, model.D, dev, gen)
             seq, count = restrict_order(orders, x == model.mask_id)
             start = torch.zeros_like(count)
-            x = fill_in_order(model, x, seq, start, count, temperature, gen, trajectory, top_p)
+            x = fill_in_order(
+                model, x, seq, start, count, temperature, gen, trajectory, top_p, constraint
+            )
     finally:
         model.train(was_training)
     return (x, trajectory) if return_trajectory else x

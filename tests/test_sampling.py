@@ -140,3 +140,24 @@ def test_confidence_keeps_a_template_and_fills_several_per_pass():
     assert len(traj) == 1 + 2  # four masked positions, two per pass
     with pytest.raises(ValueError, match="confidence"):
         model.sample(2, order="random", per_pass=2)
+
+
+def _forbid_one_at_position_two(x, pos, mask_id):
+    allowed = torch.ones(x.shape[0], 2, dtype=torch.bool)
+    allowed[pos == 2, 1] = False
+    return allowed
+
+
+@pytest.mark.parametrize("order", ["l2r", "random", "confidence"])
+def test_a_constraint_removes_tokens_and_renormalises(model, order):
+    """Token 1 forbidden at position 2: it never appears there; elsewhere both tokens do."""
+    x = model.sample(400, order=order, seed=0, constraint=_forbid_one_at_position_two)
+    assert (x[:, 2] == 0).all()
+    assert all(0 < x[:, i].float().mean() < 1 for i in (0, 1, 3))
+
+
+def test_a_constraint_that_allows_nothing_leaves_the_model_as_it_is(model):
+    def nothing(x, pos, mask_id):
+        return torch.zeros(x.shape[0], 2, dtype=torch.bool)
+
+    assert torch.equal(model.sample(50, order="l2r", seed=3, constraint=nothing), model.sample(50, order="l2r", seed=3))

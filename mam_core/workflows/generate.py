@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from ..chem import safe
+from ..chem.grammar import grammar_for
 from ..chem.fragments import (
     FragmentBlocks,
     FragmentError,
@@ -38,7 +39,7 @@ from ..model import MaM
 from ..molecules import tokenizer_of
 from ..tokenizers import MolTokenizer, make_template
 
-__all__ = ["generate_molecules", "DesignRequest", "plan_design", "STATUS_OK"]
+__all__ = ["generate_molecules", "default_order", "DesignRequest", "plan_design", "STATUS_OK"]
 
 STATUS_OK = "ok"
 _INVALID = "invalid molecule"
@@ -53,6 +54,14 @@ class DesignRequest:
     templates: torch.Tensor | None  # (n, D) or None for de novo
     blocks: list[FragmentBlocks | None]  # per row, fragment-block models only
     notices: list[str]
+
+
+def default_order(model: MaM) -> str:
+    """The order that gives the most drug-like molecules for this model's representation:
+    left to right for SMILES and fragment blocks, where the syntax constraint then acts at every
+    position (``bench/sampling_orders.py`` measures it), random for SELFIES."""
+    tok = tokenizer_of(model)
+    return "l2r" if grammar_for(tok) is not None else "random"
 
 
 def _block_template(tok: MolTokenizer, blocks: FragmentBlocks) -> torch.Tensor:
@@ -148,12 +157,13 @@ def generate_molecules(
     n: int,
     fragment: str | None = None,
     start: int = 0,
-    order="random",
+    order="auto",
     temperature: float = 1.0,
     seed: int | None = None,
     template: torch.Tensor | None = None,
     top_p: float = 1.0,
     max_rounds: int = 4,
+    grammar: bool = True,
 ) -> pd.DataFrame:
     """Sample ``n`` molecules, keeping a fragment when given, and return a table.
 
@@ -162,12 +172,16 @@ def generate_molecules(
         n: molecules requested.
         fragment: SMILES with optional attachment points (see :mod:`mam_core.chem.fragments`).
         start: SELFIES/SMILES models only: position of the fragment's first token.
-        order: ``random``, ``l2r``, ``r2l``, ``confidence`` or a permutation of the positions.
+        order: ``auto`` (see :func:`default_order`), ``random``, ``l2r``, ``r2l``,
+            ``confidence`` or a permutation of the positions.
         temperature / top_p: sampling sharpness and nucleus truncation.
         seed: makes the whole table reproducible.
         template: explicit ``(D,)`` ids with the mask id where the model writes (no fragment
             check then, since no fragment was named).
         max_rounds: sampling rounds; rows failing after the last round keep their reason.
+        grammar: SMILES and fragment-block models: draw only tokens that keep the string a
+            completable molecule (:mod:`mam_core.chem.grammar`; it acts where the left
+            context is known, so with ``l2r`` at every position).
 
     Returns:
         One row per requested molecule: ``SMILES``, ``status`` (``ok`` or why not),
@@ -192,6 +206,8 @@ def generate_molecules(
     templates = req.templates
     if template is not None:
         templates = model.check_input(template).expand(n, -1).clone().cpu()
+    order = default_order(model) if order == "auto" else order
+    constraint = grammar_for(tok) if grammar else None
     gen = torch.Generator(device=model.device)
     gen.manual_seed(0 if seed is None else int(seed))
     x = torch.empty(n, model.D, dtype=torch.long)
@@ -204,7 +220,8 @@ def generate_molecules(
         if not todo:
             break
         t = None if templates is None else templates[todo]
-        rows = model.sample(len(todo), order=order, template=t, temperature=temperature, generator=gen, top_p=top_p)
+        rows = model.sample(len(todo), order=order, template=t, temperature=temperature, generator=gen,
+                            top_p=top_p, constraint=constraint)
         rows = rows.cpu()
         decoded = _decode_rows(tok, rows, [req.blocks[i] for i in todo])
         still = []

@@ -1,0 +1,362 @@
+"""Syntax-constrained sampling of fragment-block strings.
+
+A fragment-block string is only a molecule when every bracket, ring digit and ``%NN`` label
+is closed and the labels join all blocks into one piece.  A small model gets most tokens right
+and one of them wrong, and one wrong token is enough to lose the molecule.  This module states
+the syntax as a left-to-right automaton and tells the sampler which tokens may come next, so
+the model's conditional ``p(x_i | x_<i)`` is renormalised over tokens that keep the string
+completable (grammar-constrained decoding).  It also counts bonds per atom against the usual
+valences and refuses a ring bond between atoms already bonded.  Aromaticity (whether a ring can
+be kekulised) is still the model's job.
+
+The constraint applies at the *frontier*: a position whose left context is fully known.  With
+the ``l2r`` order (or a fixed prefix such as a fragment's blocks followed by masks) every drawn
+position is a frontier; elsewhere every token stays allowed.  The engine knows nothing of this:
+it calls :meth:`BlockGrammar.__call__` through the ``constraint`` hook of
+:func:`mam_core.sampling.sample`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["BlockGrammar", "GrammarState", "grammar_for", "max_valence"]
+
+_BONDS = {"-": 1, "=": 2, "#": 3, ":": 1, "/": 1, "\\": 1}
+# what the previous token was
+_START, _ATOM, _BOND, _OPEN, _CLOSE, _RING = range(6)
+_AFTER_ATOM = (_ATOM, _RING, _CLOSE)  # where a branch, a bond or the end of a block may come
+_NO_LIMIT = 8
+_UNREACHABLE = 10**6
+
+# Bonds an uncharged atom makes (aromatic bonds count as one; an aromatic carbon may still
+# carry an exocyclic double bond, as in pyridones written ``O=c1cc...``).
+_VALENCE = {"B": 3, "C": 4, "N": 3, "O": 2, "P": 5, "S": 6, "Si": 4, "Se": 6,
+            "F": 1, "Cl": 1, "Br": 1, "I": 1,
+            "b": 3, "c": 4, "n": 3, "o": 2, "p": 3, "s": 2, "se": 2}
+_BRACKET = re.compile(r"^\[(\d*)([A-Za-z][a-z]?)(@*)(H\d*)?([+-]+\d*)?(:\d+)?\]$")
+
+
+def max_valence(token: str) -> int:
+    """How many bonds (aromatic ones counted as one) an atom token may make."""
+    if token in _VALENCE:
+        return _VALENCE[token]
+    m = _BRACKET.match(token)
+    if not m or m.group(2) not in _VALENCE:
+        return _NO_LIMIT
+    base = _VALENCE[m.group(2)]
+    h = m.group(4)
+    n_h = 0 if not h else (int(h[1:]) if len(h) > 1 else 1)
+    sign = m.group(5) or ""
+    charge = 0
+    if sign:
+        digits = sign.lstrip("+-")
+        charge = (int(digits) if digits else len(sign)) * (1 if sign[0] == "+" else -1)
+    if m.group(2).upper() in ("N", "O", "S", "P", "SE"):
+        base += charge  # onium: one more bond; anion: one fewer
+    else:
+        base -= abs(charge)  # carbanion, carbocation
+    return max(base - n_h, 0)
+
+
+@dataclass
+class GrammarState:
+    """Everything the automaton remembers about a left context."""
+
+    prev: int = _START
+    bond: int = 0  # order of a bond token just written (0: none)
+    bond_follows_atom: bool = False  # such a bond may carry a ring closure
+    cur: int = -1  # the atom the next atom bonds to (-1 at the start of a block)
+    stack: list = field(default_factory=list)  # branch points of open branches
+    used: list = field(default_factory=list)  # bonds made, per atom
+    room: list = field(default_factory=list)  # bonds allowed, per atom
+    bonds: set = field(default_factory=set)  # bonded atom pairs (i < j)
+    rings: dict = field(default_factory=dict)  # open ring digit -> (atom, order)
+    labels: dict = field(default_factory=dict)  # open %NN label -> (block, atom)
+    n_labels: int = 0  # distinct labels seen (labels are numbered by first appearance)
+    block: int = 0
+    parent: list = field(default_factory=lambda: [0])  # union-find over blocks
+    ended: bool = False
+    dead: bool = False  # the prefix already breaks the syntax
+
+    def copy(self) -> "GrammarState":
+        return GrammarState(self.prev, self.bond, self.bond_follows_atom, self.cur,
+                            list(self.stack), list(self.used), self.room, self.bonds,
+                            dict(self.rings), dict(self.labels), self.n_labels, self.block,
+                            self.parent, self.ended, self.dead)
+
+    @property
+    def depth(self) -> int:
+        return len(self.stack)
+
+    def free(self, atom: int) -> int:
+        return self.room[atom] - self.used[atom]
+
+    def find(self, b: int) -> int:
+        while self.parent[b] != b:
+            b = self.parent[b]
+        return b
+
+    def component_has_open_label(self, b: int) -> bool:
+        root = self.find(b)
+        return any(self.find(owner) == root for owner, _ in self.labels.values())
+
+    def completion_length(self) -> int:
+        """About the fewest tokens that finish the molecule from here (0: it may end now).
+
+        The current block closes its rings and branches.  Open labels of other pieces cost a
+        token each (closed here or by a later block, which joins them: the blocks form a
+        tree); every other open label needs a block of its own (a dot, an atom, the label).
+        A piece with no open label left must join another piece in the current block.  A ring
+        opened on the current atom needs two more atoms to close on.
+        """
+        if self.ended:
+            return 0
+        mine = self.find(self.block)
+        pieces = {self.find(o) for o, _ in self.labels.values()}
+        others = len(pieces - {mine})
+        closures = len(self.rings) + int(others > 0 and mine not in pieces)
+        bonds_here = sum(order for _, order in self.rings.values()) + int(closures > len(self.rings))
+        bond_to_ring = self.prev == _BOND and self.bond_follows_atom and any(
+            a != self.cur and self.free(self.cur) >= max(self.bond, o) and self.free(a) >= self.bond - o
+            and (min(a, self.cur), max(a, self.cur)) not in self.bonds
+            for a, o in self.rings.values())
+        atoms = int(self.prev in (_START, _OPEN) or (self.prev == _BOND and not bond_to_ring)
+                    or (closures > 0 and (self.prev == _CLOSE or self.free(self.cur) < bonds_here)))
+        per_atom: dict = {}
+        for a, _ in self.rings.values():
+            per_atom[a] = per_atom.get(a, 0) + 1
+            if a == self.cur:
+                atoms = max(atoms, 2)
+            elif (min(a, self.cur), max(a, self.cur)) in self.bonds:
+                atoms = max(atoms, 1)
+        leaves = len(self.labels) - others
+        if leaves == 0 and self.prev in (_ATOM, _RING):
+            # closures beyond what the current atom can bond need new atoms (three at most each)
+            excess = sum(order for _, order in self.rings.values()) + others - self.free(self.cur)
+            atoms = max(atoms, -(-excess // 3))
+        # rings opened on one atom close on different atoms (one bond per pair of atoms)
+        atoms = max([atoms, *(k - 1 for k in per_atom.values())])
+        if atoms and self.prev in _AFTER_ATOM and self.free(self.cur) < 1:
+            # nothing more can bond here: only a branch point further up may carry on
+            if not any(self.free(b) >= 1 for b in self.stack):
+                return _UNREACHABLE
+        return atoms + len(self.rings) + self.depth + others + 3 * leaves
+
+
+class BlockGrammar:
+    """Allowed next tokens for a fragment-block (or plain SMILES) vocabulary.
+
+    Args:
+        tokens: the vocabulary's tokens in id order (``tokenizer.vocab.tokens``).
+        pad_token: the padding token that ends a string.
+        first_label: the first two-digit label (``%10``); labels must appear in order.
+    """
+
+    def __init__(self, tokens, pad_token: str, first_label: int = 10):
+        self.tokens = list(tokens)
+        self.K = len(self.tokens)
+        self.pad = self.tokens.index(pad_token)
+        self.first_label = first_label
+        self._cache: dict[tuple, GrammarState] = {}
+        self.kind, self.room = [], []
+        for t in self.tokens:
+            kind = "atom"
+            if t == pad_token:
+                kind = "pad"
+            elif t in _BONDS:
+                kind = "bond"
+            elif t == "(":
+                kind = "open"
+            elif t == ")":
+                kind = "close"
+            elif t == ".":
+                kind = "dot"
+            elif t.isdigit():
+                kind = "ring"
+            elif t.startswith("%") and t[1:].isdigit():
+                kind = "label"
+            self.kind.append(kind)
+            self.room.append(max_valence(t) if kind == "atom" else 0)
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer) -> "BlockGrammar":
+        return cls(tokenizer.vocab.tokens, tokenizer.pad_token)
+
+    # ------------------------------------------------------------------ the automaton
+    def syntax_ok(self, s: GrammarState, i: int) -> bool:
+        """May token ``i`` follow the left context ``s``?"""
+        kind, tok = self.kind[i], self.tokens[i]
+        if s.dead:
+            return True
+        if s.ended:
+            return kind == "pad"
+        order = s.bond or 1
+        if kind == "atom":
+            return s.cur < 0 or (s.free(s.cur) >= order and self.room[i] >= order)
+        if kind == "bond":
+            return s.prev in (_ATOM, _RING, _CLOSE, _OPEN) and s.free(s.cur) >= _BONDS[tok]
+        if kind == "open":
+            return s.prev in _AFTER_ATOM and s.free(s.cur) >= 1
+        if kind == "close":
+            return s.depth > 0 and s.prev in _AFTER_ATOM
+        if kind in ("ring", "label"):
+            if not (s.prev in (_ATOM, _RING) or (s.prev == _BOND and s.bond_follows_atom)):
+                return False
+            if kind == "ring":
+                if tok not in s.rings:
+                    return s.free(s.cur) >= order
+                a, opened = s.rings[tok]
+                pair = (min(a, s.cur), max(a, s.cur))
+                bond = max(order, opened)  # the order may be written at either end
+                return (a != s.cur and pair not in s.bonds and s.free(s.cur) >= bond
+                        and s.free(a) >= bond - opened)
+            if s.free(s.cur) < order:
+                return False
+            if tok in s.labels:  # close: a label of another piece only (the blocks form a tree)
+                return s.find(s.labels[tok][0]) != s.find(s.block)
+            return int(tok[1:]) == self.first_label + s.n_labels
+        if kind == "dot":
+            # a block whose piece has no open label left could never be joined to the rest
+            return (s.prev in _AFTER_ATOM and not s.depth and not s.rings
+                    and s.component_has_open_label(s.block))
+        if kind == "pad":
+            return s.prev in _AFTER_ATOM and not s.depth and not s.rings and not s.labels
+        return False
+
+    def step(self, s: GrammarState, i: int) -> None:
+        """Advance ``s`` by token id ``i`` in place (a syntax error marks it dead)."""
+        if s.dead:
+            return
+        if not self.syntax_ok(s, i):
+            s.dead = True
+            return
+        kind, tok = self.kind[i], self.tokens[i]
+        order = s.bond or 1
+        if kind != "bond":
+            s.bond = 0
+        if kind == "pad":
+            s.ended = True
+        elif kind == "bond":
+            s.bond = _BONDS[tok]
+            s.bond_follows_atom = s.prev in (_ATOM, _RING)
+            s.prev = _BOND
+        elif kind == "atom":
+            new = len(s.used)
+            s.used.append(0)
+            s.room = [*s.room, self.room[i]]  # shared with copies: replaced, never mutated
+            if s.cur >= 0:
+                s.used[s.cur] += order
+                s.used[new] += order
+                s.bonds = s.bonds | {(s.cur, new)}
+            s.cur = new
+            s.prev = _ATOM
+        elif kind == "open":
+            s.stack.append(s.cur)
+            s.prev = _OPEN
+        elif kind == "close":
+            s.cur = s.stack.pop()
+            s.prev = _CLOSE
+        elif kind == "ring":
+            if tok in s.rings:
+                a, opened = s.rings.pop(tok)
+                s.used[a] += max(order - opened, 0)
+                s.used[s.cur] += max(order, opened)
+                s.bonds = s.bonds | {(min(a, s.cur), max(a, s.cur))}
+            else:
+                s.rings[tok] = (s.cur, order)
+                s.used[s.cur] += order
+            s.prev = _RING
+        elif kind == "label":
+            if tok in s.labels:
+                owner, a = s.labels.pop(tok)
+                parent = list(s.parent)
+                parent[s.find(owner)] = s.find(s.block)
+                s.parent = parent
+                s.bonds = s.bonds | {(min(a, s.cur), max(a, s.cur))}
+            else:
+                s.labels[tok] = (s.block, s.cur)
+                s.n_labels += 1
+            s.used[s.cur] += 1
+            s.prev = _RING
+        elif kind == "dot":
+            s.block += 1
+            s.parent = [*s.parent, s.block]
+            s.cur = -1
+            s.prev = _START
+
+    def allowed_in(self, s: GrammarState, budget: int) -> list[bool]:
+        """Tokens that may follow ``s`` and still leave a molecule that fits in ``budget``
+        more positions."""
+        if s.dead:
+            return [True] * self.K
+        out = [False] * self.K
+        for i in range(self.K):
+            if self.syntax_ok(s, i):
+                nxt = s.copy()
+                self.step(nxt, i)
+                out[i] = nxt.completion_length() <= budget
+        return out
+
+    def state_of(self, ids) -> GrammarState:
+        """The state after the token ids ``ids`` (a fresh object the caller may change)."""
+        s = GrammarState()
+        for i in ids:
+            self.step(s, int(i))
+        return s
+
+    def _cached_state(self, prefix: tuple) -> GrammarState:
+        """State after ``prefix``, built from the state one token shorter when it is cached
+        (left-to-right sampling asks for each prefix once, one token longer each time)."""
+        s = self._cache.get(prefix)
+        if s is None:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            if prefix and prefix[:-1] in self._cache:
+                s = self._cache[prefix[:-1]].copy()
+                self.step(s, prefix[-1])
+            else:
+                s = self.state_of(prefix)
+            self._cache[prefix] = s
+        return s
+
+    def is_complete(self, ids) -> bool:
+        """True when ``ids`` (a whole row) is syntactically one molecule."""
+        s = self.state_of(ids)
+        return not s.dead and s.prev != _START and s.completion_length() == 0
+
+    # ------------------------------------------------------------------ the sampler hook
+    def __call__(self, x: torch.Tensor, pos: torch.Tensor, mask_id: int) -> torch.Tensor:
+        """``(n, K)`` bool: tokens allowed at ``pos[b]`` of row ``x[b]``.
+
+        Rows whose left context still has masked positions, or whose known prefix already
+        breaks the syntax, allow everything.  So does a row where no token would keep the
+        string completable (the sampler then falls back to the model's own conditional).
+        """
+        n, D = x.shape
+        out = torch.ones(n, self.K, dtype=torch.bool)
+        rows = x.tolist()
+        for b, p in enumerate(pos.tolist()):
+            row = rows[b]
+            prefix = row[:p]
+            if mask_id in prefix:
+                continue
+            s = self._cached_state(tuple(prefix))
+            allowed = self.allowed_in(s, budget=D - p - 1)
+            # fixed tokens further right (a template) must not be cut off by an early end
+            if any(t != mask_id and t != self.pad for t in row[p + 1:]):
+                allowed[self.pad] = False
+            if any(allowed):
+                out[b] = torch.tensor(allowed)
+        return out.to(x.device)
+
+
+def grammar_for(tokenizer) -> BlockGrammar | None:
+    """A fresh syntax constraint for a SMILES or fragment-block tokenizer (``None`` for SELFIES,
+    where every string is already a molecule)."""
+    if tokenizer is None or getattr(tokenizer, "kind", None) not in ("safe", "smiles"):
+        return None
+    return BlockGrammar.for_tokenizer(tokenizer)
