@@ -6,8 +6,9 @@ returns an ``on_log`` callback that, every ``every`` steps, adds to the history 
 
 * ``heldout_nll`` — the AO-ARM objective (nats per molecule, an upper bound on the NLL) on fixed
   held-out molecules with fixed orders and cuts, so successive values are comparable;
-* ``validity``, ``uniqueness``, ``quality`` — of ``n_samples`` fresh any-order samples
-  (quality: valid, unique, QED >= 0.6 and SA <= 4, over requested).
+* ``validity``, ``uniqueness``, ``quality`` — of ``n_samples`` fresh samples drawn as the app
+  draws them (the model's default order, with the syntax constraint for SMILES and fragment
+  blocks; quality: valid, unique, QED >= 0.6 and SA <= 4, over requested).
 """
 
 from __future__ import annotations
@@ -26,17 +27,21 @@ log = logging.getLogger(__name__)
 
 
 def molecule_monitor(
-    model: MaM, heldout: torch.Tensor, every: int, n_samples: int = 128, order: str = "random", seed: int = 0
+    model: MaM, heldout: torch.Tensor, every: int, n_samples: int = 128, order: str = "auto", seed: int = 0
 ) -> Callable[[dict], None]:
     """An ``on_log`` callback adding held-out NLL and sample quality to every ``every``-th record.
 
     Args:
         heldout: ``(N, D)`` ids of held-out molecules.
     """
+    from ..chem.grammar import grammar_for
     from ..mol_metrics import drug_like_quality, uniqueness, validity
     from ..molecules import tokenizer_of
+    from .generate import default_order
 
     tok = tokenizer_of(model)
+    if order == "auto":
+        order = default_order(model) if tok is not None else "random"
 
     def on_log(rec: dict) -> None:
         step = int(rec.get("step", 0))
@@ -51,7 +56,7 @@ def molecule_monitor(
                        for b in heldout.split(256)]
                 rec["heldout_nll"] = sum(nll) / len(heldout)
                 if tok is not None and n_samples:
-                    x = model.sample(n_samples, order=order, seed=seed + step)
+                    x = model.sample(n_samples, order=order, seed=seed + step, constraint=grammar_for(tok))
                     smiles = tok.decode_batch(x.cpu())
                     rec.update(validity=validity(smiles), uniqueness=uniqueness(smiles),
                                quality=drug_like_quality(smiles))
