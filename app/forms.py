@@ -25,6 +25,7 @@ __all__ = [
 
 #: Generation orders offered to the user, with what they mean.
 ORDER_LABELS = {
+    "auto": "best for this model",
     "random": "random",
     "confidence": "most certain position first",
     "l2r": "left to right",
@@ -34,7 +35,9 @@ ORDER_LABELS = {
 
 _ORDER_HELP = (
     "Any-order sampling fills the masked positions one by one. 'Most certain position first' "
-    "picks, at every step, the masked position whose conditional distribution is most peaked."
+    "picks, at every step, the masked position whose conditional distribution is most peaked. "
+    "'Best for this model' is left to right for SMILES and fragment-block models (the syntax "
+    "check then acts at every position) and random for SELFIES."
 )
 
 
@@ -124,6 +127,7 @@ class SamplingSettings:
     custom: str
     temperature: float
     top_p: float
+    grammar: bool = True
 
 
 def sampling_ui(prefix: str, D: int) -> SamplingSettings:
@@ -161,7 +165,15 @@ def sampling_ui(prefix: str, D: int) -> SamplingSettings:
         key=f"{prefix}_top_p",
         help="Nucleus sampling: keep the most likely tokens covering this probability mass.",
     )
-    return SamplingSettings(order, custom, float(temperature), float(top_p))
+    grammar = st.checkbox(
+        "Syntax check",
+        True,
+        key=f"{prefix}_grammar",
+        help="SMILES and fragment-block models: draw only tokens that keep the string a molecule "
+        "(brackets, rings and fragment labels closed, valences respected). It acts where "
+        "everything to the left is written, so fully with 'left to right'.",
+    )
+    return SamplingSettings(order, custom, float(temperature), float(top_p), bool(grammar))
 
 
 def resolve_order(settings: SamplingSettings, D: int):

@@ -1,6 +1,7 @@
 """Which sampling settings respect the model?  Quality and FCD of de novo samples for every
-order (random, left-to-right, right-to-left, confidence) at a few temperatures / top-p, side
-by side in one run, with the time per molecule.
+order (random, left-to-right, right-to-left, confidence) at a few temperatures / top-p, with
+and without the syntax constraint (SMILES / fragment-block models), side by side in one run,
+with the time per molecule.
 
     python bench/sampling_orders.py --model data/models/default.pt --n 1000
 
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.chem.grammar import grammar_for  # noqa: E402
 from mam_core.chem.fcd import fcd, fcd_available, reference_from_smiles, reference_from_wheel  # noqa: E402
 from mam_core.mol_metrics import (  # noqa: E402
     aromatic_ring_fraction,
@@ -34,16 +36,18 @@ from mam_core.mol_metrics import (  # noqa: E402
 from mam_core.molecules import tokenizer_of  # noqa: E402
 from mam_core.moses import load_moses  # noqa: E402
 
+# (order, temperature, top_p, syntax constraint)
 SETTINGS = [
-    ("random", 1.0, 1.0),
-    ("l2r", 1.0, 1.0),
-    ("r2l", 1.0, 1.0),
-    ("confidence", 1.0, 1.0),
-    ("random", 0.8, 1.0),
-    ("confidence", 0.8, 1.0),
-    ("random", 1.0, 0.9),
-    ("confidence", 1.0, 0.9),
+    ("random", 1.0, 1.0, False),
+    ("l2r", 1.0, 1.0, False),
+    ("r2l", 1.0, 1.0, False),
+    ("confidence", 1.0, 1.0, False),
+    ("l2r", 1.0, 1.0, True),
+    ("l2r", 0.8, 1.0, True),
+    ("l2r", 1.0, 0.9, True),
+    ("l2r", 0.8, 0.9, True),
 ]
+QUICK = [s for s in SETTINGS if s[0] in ("random", "confidence") or s[3]]
 
 
 def main(argv=None) -> int:
@@ -54,6 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--moses-wheel")
     p.add_argument("--out", help="CSV of the table")
+    p.add_argument("--quick", action="store_true", help="skip l2r/r2l without the constraint")
     args = p.parse_args(argv)
     rdBase.DisableLog("rdApp.*")
     model = ckpt.load(args.model, "cpu")
@@ -63,15 +68,19 @@ def main(argv=None) -> int:
         ref = reference_from_wheel(args.moses_wheel) if args.moses_wheel else reference_from_smiles(
             load_moses("test"), "embedded MOSES test")
     rows = []
-    for order, temperature, top_p in SETTINGS:
+    grammar = grammar_for(tok)
+    for order, temperature, top_p, constrained in QUICK if args.quick else SETTINGS:
+        if constrained and grammar is None:
+            continue  # SELFIES: every string is a molecule already
         t0 = time.perf_counter()
         smiles = []
         for i in range(0, args.n, args.batch):
             x = model.sample(min(args.batch, args.n - i), order=order, temperature=temperature, top_p=top_p,
-                             seed=args.seed + i)
+                             seed=args.seed + i, constraint=grammar if constrained else None)
             smiles += tok.decode_batch(x.cpu())
         dt = time.perf_counter() - t0
-        row = {"order": order, "temperature": temperature, "top_p": top_p, "validity": validity(smiles),
+        row = {"order": order, "temperature": temperature, "top_p": top_p, "syntax": constrained,
+               "validity": validity(smiles),
                "uniqueness": uniqueness(smiles), "quality": drug_like_quality(smiles),
                "int_div": internal_diversity(smiles), "aromatic_rings": aromatic_ring_fraction(smiles),
                "ms_per_mol": 1000 * dt / args.n}

@@ -57,6 +57,7 @@ if submitted and usable:
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 seed=int(seed),
+                grammar=sampling.grammar,
             )
     except ValueError as err:  # FragmentError included
         st.error(f"Cannot generate: {err}")
@@ -69,6 +70,7 @@ if submitted and usable:
             "seed": int(seed),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
+            "grammar": sampling.grammar,
         }
 
 table = st.session_state[state.DESIGN_TABLE]
