@@ -15,7 +15,8 @@ from mam_core.config import TrainConfig
 from mam_core.finetune import fine_tune
 from mam_core.model_store import ModelStoreError, save_model
 from mam_core.molecules import generate_molecules
-from mam_core.tokenizers import TokenizationError, make_template
+from mam_core.workflows.generate import plan_design
+from mam_core.tokenizers import TokenizationError
 
 REWARDS = {
     "lipophilicity": "logP towards a target",
@@ -60,8 +61,16 @@ with st.form("finetune"):
     w_qed = c5.number_input("weight of QED (weighted sum)", 0.0, 10.0, 1.0, key=state.FT_WQED)
     w_sa = c6.number_input("weight of SA (weighted sum)", 0.0, 10.0, 0.5, key=state.FT_WSA)
     c7, c8 = st.columns(2)
-    fragment = c7.text_input("Fixed fragment (SMILES, optional)", "", key=state.FT_FRAGMENT)
-    start = c8.number_input("Fragment start position", 0, model.D - 1, 0, key=state.FT_START)
+    fragment = c7.text_input(
+        "Fixed fragment (SMILES, optional)",
+        "",
+        key=state.FT_FRAGMENT,
+        help="As on the Design page: [*] marks where new atoms may attach (fragment-block models); "
+        "two dot-separated pieces ask for a linker.",
+    )
+    start = c8.number_input(
+        "Fragment start position (SELFIES / SMILES models)", 0, model.D - 1, 0, key=state.FT_START
+    )
     c9, c10, c11 = st.columns(3)
     steps = c9.number_input(
         "Steps",
@@ -92,8 +101,12 @@ if start_clicked:
             energy = get_energy(reward, tokenizer=tok, smarts=smarts.strip())
         else:
             energy = get_energy(reward, tokenizer=tok, tau=tau)
+        # the same plan as the Design page: fixed blocks for fragment-block models (new atoms
+        # only at the attachment points), a capped fragment at `start` for SELFIES / SMILES
         template = (
-            make_template(tok, fragment.strip(), start=int(start)) if fragment.strip() else None
+            plan_design(model, 1, fragment.strip(), int(start), seed=0).templates[0]
+            if fragment.strip()
+            else None
         )
     except (TokenizationError, ValueError) as err:
         st.error(f"Cannot start: {err}")

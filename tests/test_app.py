@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import install_default_molecule_model
 from streamlit.testing.v1 import AppTest
 
@@ -291,6 +292,36 @@ def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
     assert not at.exception
     assert sanitize_name("my tuned/../model") == "my_tuned_.._model"  # no path separators survive
     assert "my_tuned_.._model" in model_names()
+
+
+def test_finetune_page_fixes_a_fragment_as_blocks_with_attachment_points(fragment_block_default, monkeypatch):
+    """On a fragment-block model the fixed fragment is its blocks (growth only at [*]), as on the
+    Design page; the job's template starts with them."""
+    import mam_core.finetune
+    from mam_core.workflows.generate import plan_design
+
+    seen = {}
+    real = mam_core.finetune.fine_tune
+
+    def spy(*args, **kw):
+        seen["template"] = kw.get("template")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(mam_core.finetune, "fine_tune", spy)
+    at = _open("finetune")
+    at.number_input(key="ft_steps").set_value(2)
+    at.number_input(key="ft_batch").set_value(4)
+    at.text_input(key="ft_fragment").set_value("[*]c1ccc(F)cc1")
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    job = at.session_state["ft_job"]
+    job.wait(120)
+    assert job.error is None
+    model = fragment_block_default
+    expected = plan_design(model, 1, "[*]c1ccc(F)cc1", 0, seed=0).templates[0]
+    assert (expected != model.mask_id).sum() > 5  # the block, then masks
+    assert seen["template"] is not None and torch.equal(seen["template"].cpu(), expected)
 
 
 def test_finetune_page_rejects_a_bad_smarts(tiny_default):
