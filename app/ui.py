@@ -15,7 +15,7 @@ import streamlit as st
 from rdkit import Chem, rdBase
 from rdkit.Chem import Draw
 
-from energies.properties import mol_from_smiles
+from mam_core.chem.properties import mol_from_smiles
 
 __all__ = [
     "molecule_grid",

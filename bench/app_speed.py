@@ -15,12 +15,13 @@ import time
 import torch
 from rdkit.Chem import Draw
 
-from energies.properties import mol_from_smiles, property_of
-from mam_core.checkpoint import load
-from mam_core.model import resolve_device
-from mam_core.molecules import default_model_path, generate_molecules
-from mam_core.moses import load_moses
-from mam_core.scoring import parse_smiles_text, score_molecules
+from mam_core.chem.properties import mol_from_smiles, property_of
+from mam_core.core.checkpoint import load
+from mam_core.core.model import resolve_device
+from mam_core.paths import default_model_path
+from mam_core.workflows.generate import generate_molecules
+from mam_core.chem.moses import load_moses
+from mam_core.workflows.scoring import parse_smiles_text, score_molecules
 
 
 def main() -> None:

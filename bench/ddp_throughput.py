@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mam_core.checkpoint import load_checkpoint
+from mam_core.core.checkpoint import load_checkpoint
 
 
 def run(nprocs: int, args, out: Path) -> dict:

@@ -30,11 +30,11 @@ def _measure(kind: str, D: int, method: str, args, queue) -> None:
 
     from energies import get_energy
     from mam_core import MaM, NetworkConfig
-    from mam_core.arm_eb import train_arm_eb
-    from mam_core.config import TrainConfig
-    from mam_core.model import resolve_device
-    from mam_core.molecules import default_tokenizer
-    from mam_core.trainers import train_eb
+    from mam_core.training import train_arm_eb
+    from mam_core.core.config import TrainConfig
+    from mam_core.core.model import resolve_device
+    from mam_core.chem.molecules import default_tokenizer
+    from mam_core.training import train_eb
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)

@@ -41,7 +41,7 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.core import checkpoint as ckpt  # noqa: E402
 from mam_core.chem.fragments import TASKS, FragmentError, strip_attachments  # noqa: E402
 from mam_core.workflows.generate import STATUS_OK, generate_molecules  # noqa: E402
 

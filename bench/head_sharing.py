@@ -20,8 +20,8 @@ import torch
 
 from energies import IsingEnergy
 from mam_core import MaM, NetworkConfig, TrainConfig, distill, train_arm, train_eb
-from mam_core.toy import kl_divergence as _kl
-from mam_core.toy import pairwise_field
+from mam_core.core.enumeration import kl_divergence as _kl
+from mam_core.core.enumeration import pairwise_field
 
 
 def eb_run(shared: bool, steps: int, hidden: int) -> dict:

@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from mam_core.demos import compare_with_gibbs, train_ising
+from mam_core.workflows.ising_demo import compare_with_gibbs, train_ising
 
 
 def main() -> None:

@@ -24,15 +24,16 @@ import plotly.graph_objects as go
 import torch
 
 from energies import get_energy
-from energies.properties import compute_properties
+from mam_core.chem.properties import compute_properties
 from mam_core import MaM, NetworkConfig
-from mam_core.checkpoint import load
-from mam_core.config import TrainConfig
-from mam_core.finetune import fine_tune
-from mam_core.mol_metrics import sample_quality
-from mam_core.molecules import attach_tokenizer, default_model_path, default_tokenizer, tokenizer_of
-from mam_core.tokenizers import make_template
-from mam_core.trainers import train_eb
+from mam_core.core.checkpoint import load
+from mam_core.core.config import TrainConfig
+from mam_core.workflows.finetune import fine_tune
+from mam_core.chem.metrics import sample_quality
+from mam_core.chem.molecules import attach_tokenizer, default_tokenizer, tokenizer_of
+from mam_core.paths import default_model_path
+from mam_core.chem.tokenizers import make_template
+from mam_core.training import train_eb
 
 
 def summarise(model: MaM, n: int, target: float, template=None, seed: int = 0) -> tuple[dict, np.ndarray]:

@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lipophilicity_design import summarise  # noqa: E402
 
 from energies import get_energy  # noqa: E402
-from mam_core.checkpoint import load  # noqa: E402
-from mam_core.config import TrainConfig  # noqa: E402
-from mam_core.finetune import fine_tune  # noqa: E402
-from mam_core.molecules import default_model_path, tokenizer_of  # noqa: E402
+from mam_core.core.checkpoint import load  # noqa: E402
+from mam_core.core.config import TrainConfig  # noqa: E402
+from mam_core.workflows.finetune import fine_tune  # noqa: E402
+from mam_core.chem.molecules import tokenizer_of  # noqa: E402
+from mam_core.paths import default_model_path  # noqa: E402
 
 
 def main() -> None:

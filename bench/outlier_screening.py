@@ -36,9 +36,9 @@ from scipy.stats import rankdata
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.core import checkpoint as ckpt  # noqa: E402
 from mam_core.chem.smiles_io import read_smiles_file  # noqa: E402
-from mam_core.moses import load_moses, read_wheel_split  # noqa: E402
+from mam_core.chem.moses import load_moses, read_wheel_split  # noqa: E402
 from mam_core.workflows.outliers import SCORES, calibrate, score_table  # noqa: E402
 
 

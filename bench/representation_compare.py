@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from fragment_design import DRUGS, run, summarise  # noqa: E402
 
-from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.core import checkpoint as ckpt  # noqa: E402
 from mam_core.workflows.generate import generate_molecules  # noqa: E402
 
 

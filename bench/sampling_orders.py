@@ -22,17 +22,17 @@ from rdkit import rdBase
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.core import checkpoint as ckpt  # noqa: E402
 from mam_core.chem.fcd import fcd, fcd_available, reference_from_smiles, reference_from_wheel  # noqa: E402
-from mam_core.mol_metrics import (  # noqa: E402
+from mam_core.chem.metrics import (  # noqa: E402
     aromatic_ring_fraction,
     drug_like_quality,
     internal_diversity,
     uniqueness,
     validity,
 )
-from mam_core.molecules import tokenizer_of  # noqa: E402
-from mam_core.moses import load_moses  # noqa: E402
+from mam_core.chem.molecules import tokenizer_of  # noqa: E402
+from mam_core.chem.moses import load_moses  # noqa: E402
 
 SETTINGS = [
     ("random", 1.0, 1.0),

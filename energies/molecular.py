@@ -11,7 +11,7 @@ Two decisions are made once, in :class:`MolecularEnergy`:
   always sees finite numbers.
 * **A molecule is scored once.** ``log f`` is cached per token row (sampling chains revisit the
   same molecules constantly) and the RDKit properties behind it are cached per SMILES by
-  :func:`energies.properties.property_of`.
+  :func:`mam_core.chem.properties.property_of`.
 
 Build them by name, with the tokenizer of the model they will train::
 
@@ -32,7 +32,7 @@ import torch
 from rdkit import Chem
 
 from energies import ENERGIES, register
-from energies.properties import is_valid, mol_from_smiles, property_of
+from mam_core.chem.properties import is_valid, mol_from_smiles, property_of
 
 __all__ = [
     "MolecularEnergy",
@@ -70,7 +70,7 @@ class MolecularEnergy:
     molecule cannot be scored) and :meth:`default_floor`.
 
     Args:
-        tokenizer: the :class:`mam_core.tokenizers.MolTokenizer` of the model being trained; it
+        tokenizer: the :class:`mam_core.chem.tokenizers.MolTokenizer` of the model being trained; it
             fixes ``D``, ``K`` and the vocabulary. ``None`` allows scoring SMILES only.
         floor: smallest ``log f``; invalid molecules get exactly this. Default: per energy.
         cache_size: token rows whose ``log f`` is remembered.

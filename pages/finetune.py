@@ -11,11 +11,11 @@ from app import state
 from app.jobs import Job, refresh_interval
 from app.resources import current_model_name, require_molecule_model
 from energies import get_energy
-from mam_core.config import TrainConfig
-from mam_core.finetune import fine_tune
-from mam_core.model_store import ModelStoreError, save_model
-from mam_core.molecules import generate_molecules
-from mam_core.tokenizers import TokenizationError, make_template
+from mam_core.core.config import TrainConfig
+from mam_core.workflows.finetune import fine_tune
+from mam_core.workflows.model_store import ModelStoreError, save_model
+from mam_core.workflows.generate import generate_molecules
+from mam_core.chem.tokenizers import TokenizationError, make_template
 
 REWARDS = {
     "lipophilicity": "logP towards a target",

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import state
 from app.ui import lattice_figure
-from mam_core.demos import compare_with_gibbs, train_ising
+from mam_core.workflows.ising_demo import compare_with_gibbs, train_ising
 
 st.title("Ising lattice: energy-based MaM")
 st.caption(

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import state
 from app.resources import require_molecule_model
-from mam_core.scoring import (
+from mam_core.workflows.scoring import (
     MAX_ROWS,
     MAX_UPLOAD_BYTES,
     ScoringInputError,
@@ -19,7 +19,7 @@ from mam_core.scoring import (
     position_distributions,
     score_molecules,
 )
-from mam_core.tokenizers import TokenizationError, make_template
+from mam_core.chem.tokenizers import TokenizationError, make_template
 from mam_core.workflows.outliers import DEFAULT_SCORE, ensure_calibration, score_table
 
 EXAMPLE = (

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import state
 from app.resources import model_infos
-from mam_core.model_store import (
+from mam_core.workflows.model_store import (
     MAX_IMPORT_BYTES,
     ModelStoreError,
     delete_model,

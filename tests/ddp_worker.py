@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from mam_core import MaM, NetworkConfig
-from mam_core import distributed as dist
-from mam_core.config import TrainConfig
-from mam_core.objectives import LossOutput
-from mam_core.trainers import distill, run_training, train_arm, train_eb
+from mam_core.training import distributed as dist
+from mam_core.core.config import TrainConfig
+from mam_core.core.objectives import LossOutput
+from mam_core.training import distill, run_training, train_arm, train_eb
 
 D, K = 6, 3
 

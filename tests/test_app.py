@@ -34,8 +34,8 @@ TITLES = {
 def tiny_default(tmp_path, monkeypatch):
     """A tiny untrained SELFIES molecule model as the default, and an empty model store."""
     from mam_core import MaM, NetworkConfig
-    from mam_core.moses import load_moses
-    from mam_core.tokenizers import SelfiesTokenizer
+    from mam_core.chem.moses import load_moses
+    from mam_core.chem.tokenizers import SelfiesTokenizer
 
     tok = SelfiesTokenizer.build(load_moses("train", limit=200), drop_invalid=True)
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
@@ -47,7 +47,7 @@ def fragment_block_default(tmp_path, monkeypatch):
     """A tiny untrained fragment-block model as the default: it misses most fragments."""
     from mam_core import MaM, NetworkConfig
     from mam_core.chem.training_data import fragment_block_dataset
-    from mam_core.moses import load_moses
+    from mam_core.chem.moses import load_moses
 
     tok, _ = fragment_block_dataset(load_moses("train", limit=200), copies=1, seed=0, max_length=64)
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
@@ -57,7 +57,7 @@ def fragment_block_default(tmp_path, monkeypatch):
 def _store_lattice_model(name: str = "lattice") -> None:
     """A model with no molecule tokenizer (what the Ising page trains) in the model store."""
     from mam_core import MaM, NetworkConfig
-    from mam_core.model_store import save_model
+    from mam_core.workflows.model_store import save_model
 
     save_model(MaM(NetworkConfig(D=9, K=2, arch="mlp", hidden=16, n_layers=1)), name)
 
@@ -271,7 +271,7 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
 
 
 def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
-    from mam_core.model_store import model_names, sanitize_name
+    from mam_core.workflows.model_store import model_names, sanitize_name
 
     at = _open("finetune")
     at.number_input(key="ft_steps").set_value(10)
@@ -304,7 +304,7 @@ def test_finetune_page_rejects_a_bad_smarts(tiny_default):
 
 
 def test_models_page_lists_caches_and_deletes(tiny_default, monkeypatch):
-    import mam_core.model_store as store
+    import mam_core.workflows.model_store as store
 
     reads = []
     real = store.list_models

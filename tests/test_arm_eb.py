@@ -9,8 +9,9 @@ import torch
 from conftest import all_states, perturbed
 from energies import get_energy
 from mam_core import MaM, NetworkConfig
-from mam_core.arm_eb import arm_log_likelihood, train_arm_eb
-from mam_core.config import TrainConfig
+from mam_core.core.likelihood import arm_log_likelihood
+from mam_core.training import train_arm_eb
+from mam_core.core.config import TrainConfig
 
 
 def test_arm_log_likelihood_matches_the_reference_and_is_normalised():

@@ -88,6 +88,42 @@ def test_score_rejects_bad_rows(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_score_reads_smiles_with_the_one_reader_one_row_per_molecule_line(tmp_path, capsys):
+    import io
+
+    import pandas as pd
+
+    from mam_core import MaM, NetworkConfig, save
+    from mam_core.chem.molecules import attach_tokenizer
+    from mam_core.chem.tokenizers import SelfiesTokenizer
+
+    tok = SelfiesTokenizer.build(["CCO", "c1ccccc1", "CC(=O)O", "CCN"], max_length=12)
+    model = MaM(NetworkConfig(D=tok.D, K=tok.K, arch="mlp", hidden=16, n_layers=1), tok.vocab)
+    attach_tokenizer(model, tok)
+    save(model, tmp_path / "m.pt")
+    cases = {  # file -> (content, the SMILES column of the output)
+        "in.smi": ("SMILES\nCCO ethanol\n# a comment\n\nc1ccccc1\tbenzene\nxx\n",
+                   ["CCO", "", "c1ccccc1", "xx"]),
+        "in.csv": ('name,smiles\nethanol,CCO\n"a, quoted name",c1ccccc1\nnothing,\n',
+                   ["CCO", "c1ccccc1", ""]),
+    }
+    for name, (content, expected) in cases.items():
+        (tmp_path / name).write_text(content)
+        rc = main(["score", "--model", str(tmp_path / "m.pt"), "--input", str(tmp_path / name),
+                   "--score", "raw"])
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        table = pd.read_csv(io.StringIO(out.out), keep_default_na=False)
+        assert table["smiles"].tolist() == expected, name  # one row per molecule line, in order
+        errors = table["error"].tolist()
+        assert [e == "empty line" for e in errors] == [s == "" for s in expected], errors
+        assert f"scored {sum(1 for e in errors if not e)} of {len(expected)} lines" in out.err
+    (tmp_path / "only_comments.smi").write_text("# nothing here\n\n")
+    assert main(["score", "--model", str(tmp_path / "m.pt"), "--input",
+                 str(tmp_path / "only_comments.smi"), "--score", "raw"]) == 2
+    assert "no molecules given" in capsys.readouterr().err
+
+
 def test_molecule_models_train_sample_and_score_smiles(tmp_path, capsys):
     from rdkit import Chem
 

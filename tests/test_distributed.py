@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mam_core.checkpoint import load_checkpoint
+from mam_core.core.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 ROOT = Path(__file__).resolve().parents[1]

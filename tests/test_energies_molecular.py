@@ -9,7 +9,7 @@ import torch
 
 from energies import ENERGIES, MOLECULAR_ENERGIES, get_energy
 from energies.molecular import LipophilicityEnergy, SubstructureEnergy, WeightedSumEnergy
-from mam_core.tokenizers import SelfiesTokenizer
+from mam_core.chem.tokenizers import SelfiesTokenizer
 
 BENZENE = "c1ccccc1"
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"

@@ -12,11 +12,11 @@ import torch
 
 from conftest import perturbed
 from mam_core import MaM, NetworkConfig, TrainConfig, distill, train_arm
-from mam_core.evaluation import evaluate_molecule_model, likelihood_agreement, mask_random_subsets
-from mam_core.mol_metrics import uniqueness, validity
-from mam_core.molecules import attach_tokenizer
-from mam_core.moses import load_moses
-from mam_core.tokenizers import SelfiesTokenizer
+from mam_core.workflows.evaluation import evaluate_molecule_model, likelihood_agreement, mask_random_subsets
+from mam_core.chem.metrics import uniqueness, validity
+from mam_core.chem.molecules import attach_tokenizer
+from mam_core.chem.moses import load_moses
+from mam_core.chem.tokenizers import SelfiesTokenizer
 
 
 def test_agreement_is_perfect_for_a_model_compared_with_itself_at_the_empty_set():

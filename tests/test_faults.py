@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from mam_core.checkpoint import load_checkpoint
+from mam_core.core.checkpoint import load_checkpoint
 from mam_core.cli import main
 
 

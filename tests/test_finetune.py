@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from energies import get_energy
-from mam_core.config import NetworkConfig, TrainConfig
-from mam_core.finetune import PriorTiltedTarget, fine_tune
-from mam_core.model import MaM
-from mam_core.molecules import attach_tokenizer, tokenizer_of
-from mam_core.tokenizers import SelfiesTokenizer, make_template
+from mam_core.core.config import NetworkConfig, TrainConfig
+from mam_core.workflows.finetune import PriorTiltedTarget, fine_tune
+from mam_core.core.model import MaM
+from mam_core.chem.molecules import attach_tokenizer, tokenizer_of
+from mam_core.chem.tokenizers import SelfiesTokenizer, make_template
 
 SMILES = ["CCO", "CCN(CC)CC", "O=C(O)c1ccncc1", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "ClCCl", "OCC(O)CO", "CCCCCC"]
 
@@ -79,7 +79,7 @@ def test_fixed_substructure_stays_fixed(tok):
 
 
 def test_cli_fine_tunes_and_trains_from_scratch(tok, tmp_path):
-    from mam_core import checkpoint as ckpt
+    from mam_core.core import checkpoint as ckpt
     from mam_core.cli import main
 
     init = tmp_path / "prior.pt"

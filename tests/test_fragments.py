@@ -16,9 +16,9 @@ from mam_core import MaM, NetworkConfig
 from mam_core.chem import safe
 from mam_core.chem.fragments import FragmentError, fragment_blocks, match_atoms, parse_fragment
 from mam_core.chem.training_data import fragment_block_dataset
-from mam_core.molecules import attach_tokenizer
-from mam_core.moses import load_moses
-from mam_core.tokenizers import SafeTokenizer, get_tokenizer, tokenizer_from_dict
+from mam_core.chem.molecules import attach_tokenizer
+from mam_core.chem.moses import load_moses
+from mam_core.chem.tokenizers import SafeTokenizer, get_tokenizer, tokenizer_from_dict
 from mam_core.workflows.generate import STATUS_OK, generate_molecules
 
 
@@ -248,7 +248,7 @@ def test_unknown_element_is_refused_with_the_token_named(safe_model):
 
 
 def test_selfies_model_refuses_linker_and_says_so():
-    from mam_core.tokenizers import SelfiesTokenizer
+    from mam_core.chem.tokenizers import SelfiesTokenizer
 
     tok = SelfiesTokenizer.build(load_moses("train", limit=100))
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from energies import get_energy
 from mam_core import MaM, NetworkConfig, save
-from mam_core.checkpoint import CheckpointError, load_checkpoint
+from mam_core.core.checkpoint import CheckpointError, load_checkpoint
 from mam_core.cli import main
-from mam_core.model_store import ModelStoreError, sanitize_name
-from mam_core.molecules import attach_tokenizer
-from mam_core.orders import parse_order
-from mam_core.scoring import ScoringInputError, decode_upload, parse_smiles_text
-from mam_core.tokenizers import SelfiesTokenizer, SmilesTokenizer, TokenizationError, make_template
+from mam_core.workflows.model_store import ModelStoreError, sanitize_name
+from mam_core.chem.molecules import attach_tokenizer
+from mam_core.core.orders import parse_order
+from mam_core.workflows.scoring import ScoringInputError, decode_upload, parse_smiles_text
+from mam_core.chem.tokenizers import SelfiesTokenizer, SmilesTokenizer, TokenizationError, make_template
 
 FUZZ = settings(max_examples=400, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

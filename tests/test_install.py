@@ -29,7 +29,7 @@ def test_wheel_ships_the_data_and_works_from_another_folder(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAM_")}
     env["PYTHONPATH"] = str(site)
-    code = ("import mam_core, mam_core.paths as p; from mam_core.moses import load_moses; "
+    code = ("import mam_core, mam_core.paths as p; from mam_core.chem.moses import load_moses; "
             "print(mam_core.__file__); print(p.data_dir()); print(len(load_moses('test', limit=5)))")
     out = subprocess.run([sys.executable, "-c", code], check=True, cwd=elsewhere, env=env, capture_output=True, text=True)
     pkg, data, n = out.stdout.split()

@@ -9,7 +9,7 @@ import torch
 
 from conftest import all_states, perturbed
 from mam_core import MaM, NetworkConfig
-from mam_core.orders import restrict_order
+from mam_core.core.orders import restrict_order
 
 
 def test_arm_is_normalised_for_a_fixed_order(tiny_model):

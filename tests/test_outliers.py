@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from mam_core import checkpoint as ckpt
-from mam_core.molecules import default_model_path
-from mam_core.moses import load_moses
+from mam_core.core import checkpoint as ckpt
+from mam_core.paths import default_model_path
+from mam_core.chem.moses import load_moses
 from mam_core.workflows.outliers import SCORES, calibrate, calibration_of, score_table
 
 

@@ -7,7 +7,7 @@ import torch
 
 from conftest import all_states, perturbed
 from mam_core import MaM, NetworkConfig
-from mam_core.sampling import sample
+from mam_core.core.sampling import sample
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_sample_rejects_bad_arguments(model):
 
 # ----------------------------------------------------------------------------- top-p, confidence
 def test_top_p_keeps_only_the_nucleus():
-    from mam_core.sampling import _draw
+    from mam_core.core.sampling import _draw
 
     logits = torch.log(torch.tensor([[0.6, 0.3, 0.1]])).expand(4000, 3)
     g = torch.Generator().manual_seed(0)

@@ -7,8 +7,8 @@ import gzip
 import pytest
 
 from mam_core.chem.smiles_io import SmilesInputError, parse_smiles_text, read_smiles_file
-from mam_core.molecules import MoleculeDataError, read_smiles
-from mam_core.scoring import ScoringInputError, parse_smiles_text as scoring_parse
+from mam_core.chem.molecules import MoleculeDataError, read_smiles
+from mam_core.workflows.scoring import ScoringInputError, parse_smiles_text as scoring_parse
 
 
 def test_csv_with_quoted_commas_reads_the_smiles_column(tmp_path):

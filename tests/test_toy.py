@@ -1,4 +1,4 @@
-"""Exact enumeration helpers (mam_core.toy), shared by the tests and the Ising energy."""
+"""Exact enumeration helpers (mam_core.core.enumeration), shared by the tests and the Ising energy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from energies import IsingEnergy
-from mam_core.toy import all_states, exact_log_marginal, pairwise_field
+from mam_core.core.enumeration import all_states, exact_log_marginal, pairwise_field
 
 
 def test_all_states_is_lexicographic_and_refuses_huge_spaces():

@@ -11,9 +11,9 @@ import torch
 from conftest import exact_log_marginal, pairwise_field
 from energies import IsingEnergy
 from mam_core import MaM, NetworkConfig, TrainConfig, TrainingDiverged, distill, train_arm, train_eb
-from mam_core.objectives import LossOutput, reinforce_kl, self_consistency_loss
-from mam_core.toy import kl_divergence as _kl
-from mam_core.trainers import run_training
+from mam_core.core.objectives import LossOutput, reinforce_kl, self_consistency_loss
+from mam_core.core.enumeration import kl_divergence as _kl
+from mam_core.training import run_training
 
 
 def test_mle_two_stages_match_brute_force():

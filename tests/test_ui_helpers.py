@@ -8,7 +8,7 @@ import pytest
 from rdkit import Chem
 
 from app.ui import to_sdf
-from mam_core.orders import parse_order
+from mam_core.core.orders import parse_order
 
 
 def test_parse_order_puts_listed_positions_first():

@@ -63,7 +63,7 @@ def fcd(smiles: list[str], reference: FCDReference, n_jobs: int = 1) -> float:
     """FCD of a set of molecules to the reference (invalid SMILES are dropped first, as MOSES does)."""
     from fcd_torch.utils import calculate_frechet_distance
 
-    from ..mol_metrics import canonical
+    from .rdkit_utils import canonical
 
     valid = [c for c in map(canonical, smiles) if c is not None]
     if len(valid) < 2:

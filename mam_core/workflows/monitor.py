@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from ..model import MaM
-from ..objectives import ao_arm_loss
+from ..core.model import MaM
+from ..core.objectives import ao_arm_loss
 
 __all__ = ["molecule_monitor"]
 
@@ -33,8 +33,8 @@ def molecule_monitor(
     Args:
         heldout: ``(N, D)`` ids of held-out molecules.
     """
-    from ..mol_metrics import drug_like_quality, uniqueness, validity
-    from ..molecules import tokenizer_of
+    from ..chem.metrics import drug_like_quality, uniqueness, validity
+    from ..chem.molecules import tokenizer_of
 
     tok = tokenizer_of(model)
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..model import MaM
-from ..molecules import tokenizer_of
+from ..chem.molecules import tokenizer_of
+from ..core.model import MaM
 
 __all__ = [
     "SCORES",
@@ -169,7 +169,7 @@ def calibrate(
 def ensure_calibration(model: MaM, n: int = 5000) -> Calibration:
     """The model's stored calibration, or one made now on ``n`` embedded MOSES training
     molecules (not stored: the model is left unchanged)."""
-    from ..moses import load_moses
+    from ..chem.moses import load_moses
 
     return calibration_of(model) or calibrate(
         model, load_moses("train", limit=n), f"embedded MOSES train (first {n:,})", store=False

@@ -31,7 +31,7 @@ from rdkit import Chem
 from rdkit.Chem import QED, Crippen, Descriptors, RDConfig
 
 # Validity is decided in one place for the whole project; re-exported here for callers.
-from mam_core.chem.rdkit_utils import is_valid, mol_from_smiles
+from .rdkit_utils import is_valid, mol_from_smiles
 
 __all__ = [
     "PropertySpec",

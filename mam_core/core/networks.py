@@ -4,7 +4,7 @@ Both architectures map a partial sequence ``x`` of shape ``(B, D)`` with values 
 (``K`` = mask) to
 
 * ``g(x)``: one unconstrained scalar per row (``(B,)``) that the marginal head turns into
-  ``log p_θ(x_S)`` (see :mod:`mam_core.model`), and
+  ``log p_θ(x_S)`` (see :mod:`mam_core.core.model`), and
 * conditional logits ``(B, D, K)`` for ``p_φ(x_i | x_S)`` at every position.
 
 Heads either share one trunk or get one trunk each (``NetworkConfig.shared_trunk``).  The last

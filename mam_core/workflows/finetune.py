@@ -9,7 +9,7 @@ moving towards the reward, so fine-tuning tilts the pretrained model itself:
 with ``log p_prior`` the frozen pretrained MaM's one-pass marginal (one network pass per batch, which
 is what keeps fine-tuning cheap; an autoregressive prior would need D passes). ``β = 0`` is pure
 reward, large ``β`` stays at the prior. Optimisation is the ordinary energy-based objective
-(:func:`mam_core.trainers.train_eb`), so fixed substructures, checkpoints, resume and stop work the
+(:func:`mam_core.training.trainers.train_eb`), so fixed substructures, checkpoints, resume and stop work the
 same way.
 """
 
@@ -21,9 +21,9 @@ from typing import Callable
 
 import torch
 
-from .config import TrainConfig
-from .model import MaM
-from .trainers import TrainResult, train_eb
+from ..core.config import TrainConfig
+from ..core.model import MaM
+from ..training import TrainResult, train_eb
 
 __all__ = ["PriorTiltedTarget", "fine_tune", "energy_run_info"]
 
@@ -84,7 +84,7 @@ def fine_tune(
         template: ``(D,)`` ids with the mask id at free positions; the rest is a fixed substructure.
         prior: the pretrained model (default: a frozen copy of ``model`` as it is now; pass it
             explicitly when ``model`` is a resumed, already fine-tuned run).
-        **kw: passed to :func:`mam_core.trainers.train_eb` (``out_dir``, ``resume``, ``stop_file``,
+        **kw: passed to :func:`mam_core.training.trainers.train_eb` (``out_dir``, ``resume``, ``stop_file``,
             ``on_log``, ``progress``, ...).
     """
     if prior is None:

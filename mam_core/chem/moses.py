@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .paths import data_dir
+from ..paths import data_dir
 
 __all__ = [
     "SPLITS",

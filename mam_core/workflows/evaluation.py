@@ -1,14 +1,16 @@
 """Evaluation of a molecule MaM: one-pass marginals against the model's own AO-ARM, and the
-quality of its samples.  ``mam eval`` writes the result as a Markdown report, CSV tables and
-Plotly figures (HTML) in one folder.
+quality of its samples.
+
+:func:`compute_eval` measures and returns an :class:`EvalResult` (numbers and tables, no files);
+:func:`mam_core.workflows.report.write_report` turns one into the Markdown report, CSV tables and
+Plotly figures that ``mam eval`` writes; :func:`evaluate_molecule_model` does both.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,20 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .model import MaM
+from ..core.model import MaM
 
-__all__ = ["LikelihoodAgreement", "correlations", "likelihood_agreement", "mask_random_subsets", "evaluate_molecule_model"]
+__all__ = [
+    "EvalResult",
+    "LikelihoodAgreement",
+    "compute_eval",
+    "correlations",
+    "evaluate_molecule_model",
+    "likelihood_agreement",
+    "mask_random_subsets",
+]
+
+#: Properties compared between samples and the test set.
+PROPERTIES = ("logP", "QED", "SA", "MW", "rings")
 
 
 @dataclass
@@ -113,16 +126,164 @@ def likelihood_agreement(
     return LikelihoodAgreement(mam.double().cpu().numpy(), arm.cpu().numpy(), t_mam, t_arm, model.D, observed)
 
 
-def _markdown_table(rows: dict[str, dict], columns: list[str]) -> str:
-    head = "| | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns) + "\n"
-    body = ""
-    for name, r in rows.items():
-        cells = []
-        for c in columns:
-            v = r.get(c, "")
-            cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
-        body += f"| {name} | " + " | ".join(cells) + " |\n"
-    return head + body
+@dataclass
+class EvalResult:
+    """What :func:`compute_eval` measured; :func:`mam_core.workflows.report.write_report` writes it.
+
+    Attributes:
+        metrics: the numbers, as ``metrics.json`` holds them: ``likelihood`` (per input kind, see
+            :meth:`LikelihoodAgreement.summary`), ``arm_vs_arm_spearman``, ``samples``,
+            ``test_set``, ``fcd``, ``property_w1``, ``conditional`` and ``sampling``.
+        test_likelihoods: one row per scored test molecule: ``smiles``, ``log_p_mam``,
+            ``log_p_arm``.
+        sample_properties: the samples' properties (``SMILES`` and :data:`PROPERTIES`).
+        test_properties: the same for the test molecules they are compared with.
+        model: what the report says about the model: ``D``, ``K``, ``arch``, ``d_model``,
+            ``n_layers``, ``device``.
+        settings: ``num_orders``, ``n_samples``, ``fragment``, ``fcd_source``.
+    """
+
+    metrics: dict
+    test_likelihoods: pd.DataFrame
+    sample_properties: pd.DataFrame
+    test_properties: pd.DataFrame
+    model: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+
+def compute_eval(
+    model: MaM,
+    test_smiles: list[str],
+    train_smiles: list[str],
+    n_test: int = 1000,
+    n_samples: int = 1000,
+    num_orders: int = 1,
+    fragment: str = "c1ccccc1",
+    seed: int = 0,
+    order="random",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    with_fcd: bool | None = None,
+    moses_wheel: str | None = None,
+) -> EvalResult:
+    """Score held-out molecules both ways, sample, and measure the samples (no files written).
+
+    Args:
+        test_smiles: held-out molecules (the first ``n_test`` are scored; the first
+            ``n_samples`` are the reference the samples are compared with).
+        train_smiles: training molecules (novelty; the FCD floor).
+        num_orders: random orders of the AO-ARM reference.
+        fragment: SMILES of the conditional-generation check.
+        order, temperature, top_p: sampling settings.
+        with_fcd: compute the Fréchet ChemNet Distance (default: when ``fcd_torch`` is present).
+        moses_wheel: the MOSES wheel, for FCD against MOSES's own test statistics.
+
+    Raises:
+        ValueError: the model has no molecule tokenizer.
+    """
+    from ..chem.fcd import fcd_available
+    from ..chem.metrics import (
+        aromatic_ring_fraction,
+        canonical_set,
+        drug_like_quality,
+        internal_diversity,
+        property_distance,
+        sample_quality,
+        smiles_lengths,
+    )
+    from ..chem.molecules import tokenizer_of
+    from ..chem.properties import compute_properties
+    from .generate import STATUS_OK, generate_molecules
+
+    if with_fcd is None:
+        with_fcd = fcd_available()
+    tok = tokenizer_of(model)
+    if tok is None:
+        raise ValueError("this model has no molecule tokenizer; `mam eval` needs a molecule model")
+
+    # 1. likelihoods on held-out molecules, complete and partial
+    enc = tok.encode_filtered(test_smiles[:n_test])
+    x_test = enc.ids.to(model.device)
+    full = likelihood_agreement(model, x_test, num_orders, seed=seed)
+    partial = likelihood_agreement(
+        model, mask_random_subsets(x_test, model.mask_id, 0.5, seed), num_orders, seed=seed
+    )
+    lik_rows = {"test molecules": full.summary(), "partial (50% observed)": partial.summary()}
+    # The AO-ARM reference is itself an estimate (a mixture over orders sampled with
+    # ``num_orders``); its agreement with an independent draw of orders bounds what MaM can reach.
+    arm_again = torch.cat([
+        model.log_likelihood_arm(b, num_orders=num_orders, seed=seed + 1000 + i)
+        for i, b in enumerate(x_test.split(256))
+    ]).cpu().numpy()
+    ceiling = float(stats.spearmanr(full.arm, arm_again).statistic) if full.n >= 3 else float("nan")
+    test_likelihoods = pd.DataFrame(
+        {"smiles": [test_smiles[i] for i in enc.kept], "log_p_mam": full.mam, "log_p_arm": full.arm}
+    )
+
+    # 2. samples
+    t0 = time.perf_counter()
+    x = model.sample(n_samples, order=order, temperature=temperature, top_p=top_p, seed=seed)
+    samples = tok.decode_batch(x.cpu())
+    t_sample = time.perf_counter() - t0
+    test_ref = test_smiles[:n_samples]
+    quality = sample_quality(samples, canonical_set(train_smiles))
+    quality["quality"] = drug_like_quality(samples)
+    quality["aromatic_ring_fraction"] = aromatic_ring_fraction(samples)
+    data_stats = {
+        "n": len(test_ref),
+        "quality": drug_like_quality(test_ref),
+        "internal_diversity": internal_diversity(test_ref),
+        "aromatic_ring_fraction": aromatic_ring_fraction(test_ref),
+    }
+    len_s, len_t = smiles_lengths(samples), smiles_lengths(test_ref)
+    quality["median_smiles_length"] = float(np.median(len_s)) if len_s else float("nan")
+    data_stats["median_smiles_length"] = float(np.median(len_t))
+    fcd_rows, fcd_source = {}, ""
+    if with_fcd:
+        from ..chem.fcd import fcd, reference_from_smiles, reference_from_wheel
+
+        ref = reference_from_wheel(moses_wheel) if moses_wheel else reference_from_smiles(
+            test_smiles, f"the embedded MOSES test subset ({len(test_smiles):,} molecules)")
+        fcd_rows = {
+            "samples": {"n": len(samples), "FCD/Test": fcd(samples, ref)},
+            "training molecules (same n, floor)": {
+                "n": n_samples, "FCD/Test": fcd(train_smiles[:n_samples], ref)
+            },
+        }
+        fcd_source = ref.source
+    props_s = compute_properties(samples, names=PROPERTIES)
+    props_t = compute_properties(test_ref, names=PROPERTIES)
+    dist = {p: property_distance(props_s[p], props_t[p]) for p in PROPERTIES}
+
+    # 3. conditional generation from a fragment (first draw, no resampling)
+    table = generate_molecules(model, min(n_samples, 200), fragment=fragment, order=order,
+                               temperature=temperature, top_p=top_p, seed=seed + 1, max_rounds=1)
+    matched = float((table["status"] == STATUS_OK).mean())
+    cond = {"fragment": fragment, "task": table.attrs["task"], "samples": len(table),
+            "matched_first_draw": matched}
+
+    metrics = {
+        "likelihood": lik_rows,
+        "arm_vs_arm_spearman": ceiling,
+        "samples": {**quality, "seconds": t_sample},
+        "test_set": data_stats,
+        "fcd": fcd_rows,
+        "property_w1": dist,
+        "conditional": cond,
+        "sampling": {"order": order if isinstance(order, str) else "custom",
+                     "temperature": temperature, "top_p": top_p},
+    }
+    c = model.config
+    return EvalResult(
+        metrics=metrics,
+        test_likelihoods=test_likelihoods,
+        sample_properties=props_s,
+        test_properties=props_t,
+        model={"D": model.D, "K": model.K, "arch": c.arch, "d_model": c.d_model,
+               "n_layers": c.n_layers, "device": str(model.device)},
+        settings={"num_orders": num_orders, "n_samples": n_samples, "fragment": fragment,
+                  "fcd_source": fcd_source},
+    )
 
 
 def evaluate_molecule_model(
@@ -142,132 +303,15 @@ def evaluate_molecule_model(
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
 ) -> dict:
-    """Run the whole evaluation and write ``report.md``, CSVs and figures into ``out_dir``."""
-    import plotly.express as px
+    """Run the whole evaluation and write ``report.md``, CSVs and figures into ``out_dir``.
 
-    from energies.properties import compute_properties
-    from .chem.fcd import fcd_available
-    from .mol_metrics import (
-        aromatic_ring_fraction,
-        canonical_set,
-        drug_like_quality,
-        internal_diversity,
-        property_distance,
-        sample_quality,
-        smiles_lengths,
-    )
-    from .molecules import tokenizer_of
+    :func:`compute_eval` then :func:`mam_core.workflows.report.write_report`; returns the
+    metrics (what ``metrics.json`` holds).
+    """
+    from .report import write_report
 
-    if with_fcd is None:
-        with_fcd = fcd_available()
-    fcd_source = ""
-
-    tok = tokenizer_of(model)
-    if tok is None:
-        raise ValueError("this model has no molecule tokenizer; `mam eval` needs a molecule model")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
-    # 1. likelihoods on held-out molecules, complete and partial
-    enc = tok.encode_filtered(test_smiles[:n_test])
-    x_test = enc.ids.to(model.device)
-    full = likelihood_agreement(model, x_test, num_orders, seed=seed)
-    partial = likelihood_agreement(model, mask_random_subsets(x_test, model.mask_id, 0.5, seed), num_orders, seed=seed)
-    lik_rows = {"test molecules": full.summary(), "partial (50% observed)": partial.summary()}
-    # The AO-ARM reference is itself an estimate (a mixture over orders sampled with
-    # ``num_orders``); its agreement with an independent draw of orders bounds what MaM can reach.
-    arm_again = torch.cat([model.log_likelihood_arm(b, num_orders=num_orders, seed=seed + 1000 + i)
-                           for i, b in enumerate(x_test.split(256))]).cpu().numpy()
-    ceiling = float(stats.spearmanr(full.arm, arm_again).statistic) if full.n >= 3 else float("nan")
-    pd.DataFrame(
-        {"smiles": [test_smiles[i] for i in enc.kept], "log_p_mam": full.mam, "log_p_arm": full.arm}
-    ).to_csv(out / "test_likelihoods.csv", index=False)
-    fig = px.scatter(
-        x=full.arm, y=full.mam, labels={"x": "AO-ARM log p(x) (nats)", "y": "MaM log p(x) (nats)"},
-        title=f"MaM vs AO-ARM on {full.n} test molecules (Spearman {lik_rows['test molecules']['spearman']:.3f})",
-    )
-    fig.write_html(out / "mam_vs_arm.html", include_plotlyjs="cdn")
-
-    # 2. samples
-    t0 = time.perf_counter()
-    samples = tok.decode_batch(model.sample(n_samples, order=order, temperature=temperature, top_p=top_p,
-                                            seed=seed).cpu())
-    t_sample = time.perf_counter() - t0
-    test_ref = test_smiles[:n_samples]
-    quality = sample_quality(samples, canonical_set(train_smiles))
-    quality["quality"] = drug_like_quality(samples)
-    quality["aromatic_ring_fraction"] = aromatic_ring_fraction(samples)
-    data_stats = {
-        "n": len(test_ref),
-        "quality": drug_like_quality(test_ref),
-        "internal_diversity": internal_diversity(test_ref),
-        "aromatic_ring_fraction": aromatic_ring_fraction(test_ref),
-    }
-    len_s, len_t = smiles_lengths(samples), smiles_lengths(test_ref)
-    quality["median_smiles_length"] = float(np.median(len_s)) if len_s else float("nan")
-    data_stats["median_smiles_length"] = float(np.median(len_t))
-    fcd_rows = {}
-    if with_fcd:
-        from .chem.fcd import fcd, reference_from_smiles, reference_from_wheel
-
-        ref = reference_from_wheel(moses_wheel) if moses_wheel else reference_from_smiles(
-            test_smiles, f"the embedded MOSES test subset ({len(test_smiles):,} molecules)")
-        fcd_rows = {
-            "samples": {"n": len(samples), "FCD/Test": fcd(samples, ref)},
-            "training molecules (same n, floor)": {"n": n_samples, "FCD/Test": fcd(train_smiles[:n_samples], ref)},
-        }
-        fcd_source = ref.source
-    props_s = compute_properties(samples, names=("logP", "QED", "SA", "MW", "rings"))
-    props_t = compute_properties(test_ref, names=("logP", "QED", "SA", "MW", "rings"))
-    props_s.to_csv(out / "samples.csv", index=False)
-    dist = {p: property_distance(props_s[p], props_t[p]) for p in ("logP", "QED", "SA", "MW", "rings")}
-    long = pd.concat([props_s.assign(source="MaM samples"), props_t.assign(source="MOSES test")])
-    long["SMILES length"] = long["SMILES"].map(lambda s: len(s) if isinstance(s, str) else np.nan)
-    for p in ("logP", "QED", "SA", "MW", "rings", "SMILES length"):
-        px.histogram(long, x=p, color="source", barmode="overlay", histnorm="probability density", nbins=50).write_html(
-            out / f"property_{p.replace(' ', '_')}.html", include_plotlyjs="cdn"
-        )
-
-    # 3. conditional generation from a fragment (first draw, no resampling)
-    from .workflows.generate import STATUS_OK, generate_molecules
-
-    table = generate_molecules(model, min(n_samples, 200), fragment=fragment, order=order, temperature=temperature,
-                               top_p=top_p, seed=seed + 1, max_rounds=1)
-    matched = float((table["status"] == STATUS_OK).mean())
-    cond = {"fragment": fragment, "task": table.attrs["task"], "samples": len(table), "matched_first_draw": matched}
-
-    result = {"likelihood": lik_rows, "arm_vs_arm_spearman": ceiling, "samples": {**quality, "seconds": t_sample},
-              "test_set": data_stats, "fcd": fcd_rows, "property_w1": dist, "conditional": cond,
-              "sampling": {"order": order if isinstance(order, str) else "custom", "temperature": temperature,
-                           "top_p": top_p}}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
-    cols = ["n", "observed_per_row", "nll_arm_nats", "nll_mam_nats", "bits_per_token_arm", "bits_per_token_mam", "relative_gap",
-            "spearman", "pearson", "ms_per_molecule_mam", "ms_per_molecule_arm", "speedup"]
-    pd.DataFrame(lik_rows).T.to_csv(out / "likelihood.csv")
-    report = [
-        "# MaM evaluation report\n",
-        f"Model: D={model.D}, K={model.K}, {model.config.arch} (d_model={model.config.d_model}, "
-        f"{model.config.n_layers} layers); AO-ARM with {num_orders} order(s); device {model.device}.\n",
-        "## Likelihood: MaM (one pass) vs AO-ARM (D passes)\n",
-        _markdown_table(lik_rows, cols),
-        f"\nTarget speed-up ≥ 0.8·D = {0.8 * model.D:.0f}. Scatter: [mam_vs_arm.html](mam_vs_arm.html).\n",
-        f"The AO-ARM reference is a Monte Carlo estimate over {num_orders} random order(s); two independent draws "
-        f"of orders agree with each other at Spearman {ceiling:.3f} on the test molecules, the ceiling for the "
-        f"MaM-vs-AO-ARM correlation above.\n",
-        f"## Samples ({n_samples}; order {result['sampling']['order']}, temperature {temperature}, top-p {top_p}; "
-        f"{t_sample:.1f} s)\n",
-        "Quality is GenMol's: valid, unique, QED ≥ 0.6 and SA ≤ 4, over requested.\n",
-        _markdown_table({"MaM samples": quality, "MOSES test": data_stats}, list(quality)),
-        ("\n" + _markdown_table(fcd_rows, ["n", "FCD/Test"]) + f"\nFCD reference: {fcd_source}. FCD grows as n "
-         "shrinks; MOSES reports it at 30,000 samples (CharRNN 0.073, VAE 0.099, LatentGAN 0.297, JTN-VAE 0.395, "
-         "AAE 0.556, NGram 5.51).\n") if fcd_rows else "\nFCD: not computed (install the eval extra).\n",
-        "\nWasserstein-1 distance of property distributions, samples vs MOSES test: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in dist.items())
-        + " (figures: " + ", ".join(f"[{p}](property_{p}.html)" for p in dist)
-        + ", [SMILES length](property_SMILES_length.html)).\n",
-        "## Conditional generation\n",
-        f"Fragment `{fragment}` ({cond['task']}): {cond['samples']} samples, fraction valid and containing the "
-        f"fragment at the first draw (no resampling): {matched:.3f}.\n",
-    ]
-    (out / "report.md").write_text("\n".join(report))
-    return result
+    Path(out_dir).mkdir(parents=True, exist_ok=True)  # fail before the work, not after
+    result = compute_eval(model, test_smiles, train_smiles, n_test, n_samples, num_orders,
+                          fragment, seed, order, temperature, top_p, with_fcd, moses_wheel)
+    write_report(result, out_dir)
+    return result.metrics

@@ -4,13 +4,12 @@ carries in its checkpoint metadata (so a saved model always decodes its own samp
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 
-from .chem.smiles_io import SmilesInputError, read_smiles_file
-from .model import MaM
-from .paths import default_model_path
+from ..core.model import MaM
+from ..paths import default_model_path
+from .smiles_io import SmilesInputError, read_smiles_file
 from .tokenizers import MolTokenizer, get_tokenizer, tokenizer_from_dict
 
 __all__ = [
@@ -20,8 +19,7 @@ __all__ = [
     "encode_source",
     "tokenizer_of",
     "attach_tokenizer",
-    "default_model_path",
-    "generate_molecules",
+    "default_tokenizer",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,7 +98,7 @@ def default_tokenizer(D: int | None = None) -> MolTokenizer:
     model's (measured on MOSES) is the natural alphabet, and a longer ``D`` (the paper uses 55)
     only adds padding room.
     """
-    from .checkpoint import load_checkpoint
+    from ..core.checkpoint import load_checkpoint
 
     spec = load_checkpoint(default_model_path()).metadata.get("tokenizer")
     if not spec:
@@ -109,11 +107,3 @@ def default_tokenizer(D: int | None = None) -> MolTokenizer:
     if D is not None and D != tok.D:
         tok = tokenizer_from_dict({**tok.to_dict(), "D": int(D)})
     return tok
-
-
-def generate_molecules(model: MaM, n: int, fragment: str | None = None, **kw):
-    """Sample ``n`` molecules, optionally around a fragment with attachment points; see
-    :func:`mam_core.workflows.generate.generate_molecules` (this name is kept for callers)."""
-    from .workflows.generate import generate_molecules as _generate
-
-    return _generate(model, n, fragment=fragment, **kw)

@@ -6,6 +6,8 @@ None of them steps an optimizer, so trainers stay short and each loss is testabl
 * :func:`self_consistency_loss` — marginalisation self-consistency between θ and φ
   (stage 2 distillation with φ frozen; energy-based training with both trained).
 * :func:`energy_based_loss` — REINFORCE estimate of ∇KL(p_θ‖p*) plus λ·self-consistency.
+* :func:`arm_eb_loss` — the same REINFORCE estimate for the autoregressive baseline, whose
+  ``log p(x)`` sums D conditionals instead of reading one marginal.
 """
 
 from __future__ import annotations
@@ -16,10 +18,19 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .distributed import global_mean_std
+from .collectives import global_mean_std
+from .likelihood import arm_log_likelihood
 from .orders import make_orders, rank_of, restrict_order
 
-__all__ = ["LossOutput", "ao_arm_loss", "self_consistency_loss", "energy_based_loss", "reinforce_kl", "consistency_pairs"]
+__all__ = [
+    "LossOutput",
+    "ao_arm_loss",
+    "self_consistency_loss",
+    "energy_based_loss",
+    "reinforce_kl",
+    "consistency_pairs",
+    "arm_eb_loss",
+]
 
 
 @dataclass
@@ -58,7 +69,7 @@ def ao_arm_loss(model, x: torch.Tensor, generator: torch.Generator | None = None
     B, D = x.shape
     orders, cut = random_cut(B, D, x.device, generator)
     masked = rank_of(orders) >= cut[:, None]  # (B, D): σ(≥d) hidden
-    logits = model.net.conditional(torch.where(masked, model.mask_id, x))  # (B, D, K)
+    logits = model.conditional_logits(torch.where(masked, model.mask_id, x), check=False)  # (B, D, K)
     lp = F.log_softmax(logits, dim=-1).gather(2, x.unsqueeze(-1)).squeeze(-1)  # (B, D)
     n_masked = masked.sum(dim=1)  # D - d + 1
     per_seq = -(D / n_masked) * (lp * masked).sum(dim=1)  # (B,)
@@ -106,11 +117,11 @@ def self_consistency_loss(
     B, D = x.shape
     x_prev, x_cur, pos = consistency_pairs(x, model.mask_id, generator, frozen)
     parts = [x_prev, x_cur] + ([extra_rows] if extra_rows is not None else [])
-    lm = model._log_marginal(torch.cat(parts, dim=0))  # one trunk pass for every marginal
+    lm = model.log_marginal(torch.cat(parts, dim=0), check=False)  # one trunk pass for every marginal
     lm_prev, lm_cur, lm_extra = lm[:B], lm[B : 2 * B], lm[2 * B :]
     rows = torch.arange(B, device=x.device)
     with torch.set_grad_enabled(train_conditional and torch.is_grad_enabled()):
-        logits = model.net.conditional(x_prev)[rows, pos]  # (B, K)
+        logits = model.conditional_logits(x_prev, check=False)[rows, pos]  # (B, K)
         lc = F.log_softmax(logits, dim=-1).gather(1, x[rows, pos][:, None]).squeeze(1)  # (B,)
     if not train_conditional:
         lc = lc.detach()
@@ -166,3 +177,8 @@ def reinforce_kl(logp: torch.Tensor, log_f: torch.Tensor) -> LossOutput:
         "log_f_std": float(log_f.std()) if log_f.numel() > 1 else 0.0,
         "log_p_mean": float(logp.detach().mean()),
     })
+
+
+def arm_eb_loss(model, x: torch.Tensor, log_f: torch.Tensor, chunk: int | None = None) -> LossOutput:
+    """REINFORCE for ``KL(p_ARM ‖ p*)`` on exact samples ``x`` from the ARM (left to right)."""
+    return reinforce_kl(arm_log_likelihood(model, x, chunk), log_f)

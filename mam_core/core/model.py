@@ -123,49 +123,64 @@ class MaM(nn.Module):
         return torch.full((n, self.D), self.mask_id, dtype=torch.long, device=self.device)
 
     # ------------------------------------------------------------------ the two heads
-    def _log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """``log p_θ(x_S)`` without input checks; one trunk pass over ``B + 1`` rows."""
+    def log_marginal(self, x: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """``log p_θ(x_S)`` for partial inputs in ONE forward pass (one trunk pass over B + 1 rows).
+
+        Args:
+            x: ``(B, D)`` ids in ``0..K``; mask id ``K`` at unobserved positions.
+            check: validate ``x`` and move it to the model's device (``False``: the fast path for
+                objectives and samplers that pass already checked ``(B, D)`` long tensors).
+        Returns:
+            ``(B,)`` log-probabilities in nats (``0`` for the all-masked input).
+        """
+        if check:
+            x = self.check_input(x)
         g = self.net.marginal(torch.cat([x, self.empty(1)], dim=0))  # (B+1,)
         n_obs = (x != self.mask_id).sum(dim=1).to(g.dtype)  # (B,)
         return g[:-1] - g[-1] - n_obs * math.log(self.K)
 
-    def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """``log p_θ(x_S)`` for partial inputs in ONE forward pass.
-
-        Args:
-            x: ``(B, D)`` ids in ``0..K``; mask id ``K`` at unobserved positions.
-        Returns:
-            ``(B,)`` log-probabilities in nats (``0`` for the all-masked input).
-        """
-        return self._log_marginal(self.check_input(x))
-
-    def conditional_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def conditional_logits(self, x: torch.Tensor, *, check: bool = True) -> torch.Tensor:
         """Logits of ``p_φ(x_i | x_S)`` for every position: ``(B, D) -> (B, D, K)``.
 
         Rows of observed positions are returned too (the network defines them) but carry no
-        meaning; use them only at masked positions.
+        meaning; use them only at masked positions.  ``check=False`` skips the input checks (see
+        :meth:`log_marginal`).
         """
-        return self.net.conditional(self.check_input(x))
+        return self.net.conditional(self.check_input(x) if check else x)
 
     def conditional_log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """``log p_φ(· | x_S)``, normalised over the K tokens: ``(B, D, K)``."""
         return F.log_softmax(self.conditional_logits(x), dim=-1)
 
+    # ------------------------------------------------------------------ what each stage trains
+    def conditional_parameters(self) -> list[nn.Parameter]:
+        """Parameters the conditional head uses (what stage 1 and the ARM baseline train)."""
+        return self.net.conditional_parameters()
+
+    def marginal_parameters(self) -> list[nn.Parameter]:
+        """Parameters only the marginal head uses (what stage-2 distillation trains)."""
+        return self.net.marginal_parameters()
+
+    def warm_start_marginal(self) -> bool:
+        """Copy the conditional trunk into the marginal trunk (start of stage 2); ``False``, doing
+        nothing, when the trunk is shared."""
+        return self.net.warm_start_marginal()
+
     # ------------------------------------------------------------------ slow reference + sampling
     def log_likelihood_arm(self, x: torch.Tensor, num_orders: int = 1, order=None, seed: int | None = None):
-        """Exact AO-ARM log-likelihood with D sequential passes; see :mod:`mam_core.likelihood`."""
+        """Exact AO-ARM log-likelihood with D sequential passes; see :mod:`mam_core.core.likelihood`."""
         from .likelihood import log_likelihood_arm
 
         return log_likelihood_arm(self, x, num_orders=num_orders, order=order, seed=seed)
 
     def sample(self, n: int, order="random", template=None, temperature: float = 1.0, seed: int | None = None, **kw):
-        """Any-order ancestral sampling; see :func:`mam_core.sampling.sample`."""
+        """Any-order ancestral sampling; see :func:`mam_core.core.sampling.sample`."""
         from .sampling import sample
 
         return sample(self, n, order=order, template=template, temperature=temperature, seed=seed, **kw)
 
     def censor_and_resample(self, x: torch.Tensor, k: int, order="random", seed: int | None = None, **kw):
-        """Block-Gibbs move; see :func:`mam_core.sampling.censor_and_resample`."""
+        """Block-Gibbs move; see :func:`mam_core.core.sampling.censor_and_resample`."""
         from .sampling import censor_and_resample
 
         return censor_and_resample(self, x, k, order=order, seed=seed, **kw)

@@ -15,11 +15,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .chem.smiles_io import SmilesInputError
-from .chem.smiles_io import parse_smiles_text as _parse_smiles_text
+from ..chem.molecules import tokenizer_of
+from ..chem.smiles_io import SmilesInputError
+from ..chem.smiles_io import parse_smiles_text as _parse_smiles_text
+from ..core.model import MaM
 from .evaluation import correlations, likelihood_agreement
-from .model import MaM
-from .molecules import tokenizer_of
 
 __all__ = ["ScoreResult", "ScoringInputError", "decode_upload", "parse_smiles_text", "score_molecules", "position_distributions", "agreement"]
 

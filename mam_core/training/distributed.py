@@ -1,6 +1,6 @@
 """Multi-process training under ``torchrun``: one process per GPU (NCCL) or per CPU worker (gloo).
 
-Every trainer goes through :func:`mam_core.trainers.run_training`, which asks this module who it
+Every trainer goes through :func:`mam_core.training.loop.run_training`, which asks this module who it
 is (rank, world size) and wraps the network in ``DistributedDataParallel`` when there is more
 than one process. Everything here is a no-op in a single process, so the same code runs
 unchanged with or without ``torchrun``.
@@ -13,12 +13,26 @@ checkpoints, logs and progress bars.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
+
+from ..core.collectives import (
+    all_true,
+    any_true,
+    barrier,
+    gather_rows,
+    global_mean_std,
+    is_distributed,
+    is_main,
+    mean_metrics,
+    rank,
+    world_size,
+)
 
 __all__ = [
     "launched_by_torchrun",
@@ -37,6 +51,7 @@ __all__ = [
     "global_mean_std",
     "barrier",
     "ShardedBatches",
+    "distributed_step",
 ]
 
 
@@ -79,22 +94,6 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
-
-
-def is_main() -> bool:
-    return rank() == 0
-
-
 def local_batch(global_batch: int) -> int:
     """This rank's share of a global batch; the global batch must split evenly."""
     n = world_size()
@@ -106,78 +105,6 @@ def local_batch(global_batch: int) -> int:
 def rank_seed(seed: int) -> int:
     """Rank 0 keeps ``seed`` (single-process runs are unchanged); other ranks draw their own streams."""
     return seed + 1_000_003 * rank()
-
-
-def _comm_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-
-
-def _reduce_flag(flag: bool, op) -> bool:
-    if not is_distributed():
-        return bool(flag)
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_comm_device())
-    dist.all_reduce(t, op=op)
-    return bool(t.item())
-
-
-def all_true(flag: bool) -> bool:
-    """True on every rank only when ``flag`` is true on every rank (e.g. "the loss is finite")."""
-    return _reduce_flag(flag, dist.ReduceOp.MIN)
-
-
-def any_true(flag: bool) -> bool:
-    """True on every rank when ``flag`` is true on any rank (e.g. "a stop was requested")."""
-    return _reduce_flag(flag, dist.ReduceOp.MAX)
-
-
-def mean_metrics(metrics: dict) -> dict:
-    """Average the float entries of a metrics dict over ranks; the rest (step counters, which
-    every rank shares) are taken from rank 0."""
-    if not is_distributed():
-        return metrics
-    gathered: list = [None] * world_size()
-    dist.all_gather_object(gathered, metrics)
-    out = dict(gathered[0])
-    for key in out:
-        vals = [g.get(key) for g in gathered]
-        if all(isinstance(v, float) for v in vals):
-            out[key] = sum(vals) / len(vals)
-    return out
-
-
-def gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate each rank's ``t`` along dim 0, in rank order (all ranks get the result, on CPU)."""
-    if not is_distributed():
-        return t.detach().cpu()
-    dev = _comm_device()
-    local = t.detach().to(dev).contiguous()
-    parts = [torch.empty_like(local) for _ in range(world_size())]
-    dist.all_gather(parts, local)
-    return torch.cat(parts).cpu()
-
-
-def global_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and (unbiased) std of ``x`` over all ranks' values, as if they were one batch.
-
-    Used for the REINFORCE baseline so the standardisation does not depend on the process count.
-    """
-    x = x.detach().flatten()
-    if not is_distributed():
-        return x.mean(), (x.std() if x.numel() > 1 else torch.zeros((), dtype=x.dtype, device=x.device))
-    x = x.double()
-    s = torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()), dtype=x.dtype, device=x.device)])
-    s = s.to(_comm_device())
-    dist.all_reduce(s)
-    s = s.to(x.device)
-    n = s[2]
-    mean = s[0] / n
-    var = (s[1] - n * mean * mean) / (n - 1).clamp(min=1)
-    return mean.float(), var.clamp(min=0).sqrt().float()
-
-
-def barrier() -> None:
-    if is_distributed():
-        dist.barrier()
 
 
 class ShardedBatches:
@@ -214,3 +141,56 @@ class ShardedBatches:
             out.extend(chunk)
             pos += len(chunk)
         return torch.tensor(out, dtype=torch.long)
+
+
+class _LossStep(torch.nn.Module):
+    """Lets ``DistributedDataParallel`` see one training step as one forward call.
+
+    Our objectives make several passes through both heads (and sample under ``no_grad``) before
+    a single backward, so DDP wraps the whole step rather than the network's ``forward``; its
+    gradient hooks sit on the same parameters either way.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.last = None
+
+    def forward(self, step_fn, step, gen):
+        self.last = step_fn(step, gen)
+        return self.last.loss
+
+
+@contextlib.contextmanager
+def distributed_step(model, step_fn, params: list):
+    """Yield ``step_fn`` as is in one process; under torchrun, called through DDP so gradients are
+    averaged over ranks during backward.
+
+    Only ``params`` (what this stage trains, each used by every step) are handed to DDP: the
+    others are frozen for the run, so DDP never waits for a gradient that cannot come.
+    """
+    if not is_distributed():
+        yield step_fn
+        return
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    trained = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trained]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        holder = _LossStep(model)
+        cuda = model.device.type == "cuda"
+        index = model.device.index
+        if index is None and cuda:
+            index = torch.cuda.current_device()
+        ddp = DDP(holder, device_ids=[index] if cuda else None)
+
+        def wrapped(step, gen):
+            ddp(step_fn, step, gen)
+            return holder.last
+
+        yield wrapped
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)

@@ -1,9 +1,8 @@
-"""Reading token datasets from files (and synthetic sources) for the CLI.
+"""Reading token datasets from files for the CLI.
 
-Accepted sources:
+Accepted files (the synthetic ``ising:N[:SIGMA[:BIAS]]`` source is built by
+:func:`mam_core.workflows.ising_demo.ising_samples`, since it needs the Ising energy):
 
-* ``ising:N[:SIGMA[:BIAS]]`` — ground-truth samples of an N×N periodic Ising model drawn by a
-  long Gibbs chain (for MLE runs on lattices);
 * ``.pt`` — a LongTensor ``(N, D)`` or ``{"x": tensor, "vocab": {...}}``, loaded safely
   (``weights_only=True``);
 * ``.npy`` — an integer array ``(N, D)`` (no pickles);
@@ -21,7 +20,7 @@ import torch
 
 from .vocab import Vocabulary
 
-__all__ = ["DataError", "load_token_file", "parse_token_rows", "ising_samples"]
+__all__ = ["DataError", "load_token_file", "parse_token_rows"]
 
 MASK_CHARS = ("?", "*")
 
@@ -59,30 +58,12 @@ def parse_token_rows(lines, mask_id: int | None = None, K: int | None = None, so
     return torch.tensor(rows, dtype=torch.long)
 
 
-def ising_samples(spec: str, n: int, seed: int = 0, sweeps: int = 500) -> tuple[torch.Tensor, Vocabulary]:
-    """Gibbs samples for ``ising:N[:SIGMA[:BIAS]]``."""
-    from energies.ising import IsingEnergy
-
-    parts = spec.split(":")[1:]
-    try:
-        size = int(parts[0])
-        sigma = float(parts[1]) if len(parts) > 1 else 0.1
-        bias = float(parts[2]) if len(parts) > 2 else 0.2
-    except (IndexError, ValueError):
-        raise DataError(f"bad Ising spec {spec!r}; expected ising:N[:SIGMA[:BIAS]], e.g. ising:10:0.1:0.2") from None
-    energy = IsingEnergy(size, sigma=sigma, bias=bias)
-    g = torch.Generator().manual_seed(seed)
-    return energy.gibbs_sample(n, sweeps, generator=g), Vocabulary.integers(2, name="ising")
-
-
-def load_token_file(source: str, n_samples: int = 20000, seed: int = 0, allow_mask: bool = False):
-    """Load ``(x, vocab_or_None)`` from a file or a synthetic spec (see module docstring).
+def load_token_file(source: str, allow_mask: bool = False):
+    """Load ``(x, vocab_or_None)`` from a token file (see module docstring).
 
     Raises:
         DataError: missing/unreadable file, bad format, ragged rows, negative ids.
     """
-    if source.startswith("ising:"):
-        return ising_samples(source, n_samples, seed)
     path = Path(source)
     if not path.is_file():
         raise DataError(f"data file not found: {source}")

@@ -1,191 +1,40 @@
-r"""Molecule tokenisers: SMILES strings <-> fixed-length integer sequences ``(D,)`` for a MaM.
+"""The tokenizer protocol: :class:`MolTokenizer` turns SMILES into fixed-length id sequences
+``(D,)`` over a :class:`~mam_core.core.vocab.Vocabulary` and back.
 
-A MaM sees a molecule as ``x = (x_1 .. x_D)`` with ``x_d`` in ``0..K-1`` and the mask id ``K``
-for unknown positions (see :mod:`mam_core.vocab`).  This module turns SMILES into such sequences
-and back, in two flavours:
-
-* :class:`SelfiesTokenizer` (the default, as in the paper): SELFIES symbols (Krenn et al. 2020).
-  Every string of SELFIES symbols decodes to a valid molecule, so any sample is a molecule; the
-  pad token is SELFIES's own no-op symbol ``[nop]``, which the decoder skips wherever it sits.
-* :class:`SmilesTokenizer`: atom-level SMILES tokens from the regular expression of the Molecular
-  Transformer (Schwaller et al. 2019); pad ``<pad>``, a string no SMILES can contain.  Decoded
-  strings may be invalid, so callers check them with :func:`is_valid_smiles`.
-
+Subclasses (:mod:`.selfies`, :mod:`.smiles`, :mod:`.safe`) only say how a canonical SMILES
+becomes tokens and how tokens become a SMILES; canonicalisation, padding, error messages,
+batching (optionally over worker processes) and persistence live here so they behave alike.
 Input SMILES are canonicalised with RDKit before tokenising (``canonicalize=True``, the default),
-so one molecule always maps to one token sequence whatever spelling the user typed; this is also
-how the decoded output is compared in tests.  RDKit's own logging is silenced only inside these
-functions (a scoped ``BlockLogs``), never globally at import.
-
-SELFIES semantic constraints (the bonding capacities that make every string valid) are global
-state in the ``selfies`` package; a tokenizer records the preset it was built with and switches to
-it, under a lock, only for the duration of each call.
-
-Every failure raises a :class:`TokenizationError` (a ``ValueError``) whose message names the
-molecule and the reason: unparsable SMILES, SMILES that SELFIES cannot encode, unknown tokens,
-too long for D.
+so one molecule always maps to one token sequence whatever spelling the user typed. RDKit's own
+logging is silenced only inside these calls, never globally at import.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import selfies as sf
 import torch
 from rdkit import Chem
 
-from mam_core.chem.rdkit_utils import canonical, is_valid, mol_from_smiles, quiet_rdkit
-from mam_core.vocab import MASK_TOKEN, UnknownTokenError, Vocabulary
+from ...core.vocab import MASK_TOKEN, Vocabulary
+from ..rdkit_utils import mol_from_smiles, quiet_rdkit
+from .errors import (
+    DecodingError,
+    InvalidSmilesError,
+    SequenceTooLongError,
+    TokenizationError,
+    UnknownMoleculeTokenError,
+)
 
-__all__ = [
-    "TokenizationError",
-    "InvalidSmilesError",
-    "SelfiesEncodingError",
-    "UnknownMoleculeTokenError",
-    "SequenceTooLongError",
-    "DecodingError",
-    "EncodedBatch",
-    "MolTokenizer",
-    "SelfiesTokenizer",
-    "SmilesTokenizer",
-    "TOKENIZERS",
-    "SMILES_REGEX",
-    "SELFIES_PAD",
-    "SMILES_PAD",
-    "SafeTokenizer",
-    "get_tokenizer",
-    "tokenizer_from_dict",
-    "canonicalize_smiles",
-    "is_valid_smiles",
-    "make_template",
-]
+__all__ = ["EncodedBatch", "MolTokenizer"]
 
 logger = logging.getLogger(__name__)
-
-#: Pad token of SELFIES vocabularies: SELFIES's no-op symbol, ignored by the decoder.
-SELFIES_PAD = "[nop]"
-#: Pad token of SMILES vocabularies; '<' cannot occur in SMILES, so it never collides.
-SMILES_PAD = "<pad>"
-
-#: Atom-level SMILES regex (Schwaller et al., "Molecular Transformer", ACS Cent. Sci. 2019):
-#: bracket atoms, two-letter halogens, organic-subset atoms (aromatic too), bonds, branches,
-#: ring closures (one digit, or ``%NN``), dots, stereo marks.
-SMILES_REGEX = (
-    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|"
-    r"%[0-9]{2}|[0-9])"
-)
-_SMILES_PATTERN = re.compile(SMILES_REGEX)
-
-# Show long molecules shortened in messages; the full string is kept on the exception object.
-_SHOW = 120
-
-
-def _short(s: str) -> str:
-    return s if len(s) <= _SHOW else s[: _SHOW - 3] + "..."
-
-
-# --------------------------------------------------------------------------------- exceptions
-class TokenizationError(ValueError):
-    """A molecule could not be turned into tokens; the message names the molecule and why.
-
-    Attributes:
-        smiles: the offending input (SMILES, or the fragment/token list as given).
-        reason: a short human-readable reason.
-    """
-
-    def __init__(self, smiles: str, reason: str) -> None:
-        self.smiles = smiles
-        self.reason = reason
-        super().__init__(f"cannot tokenise {_short(smiles)!r}: {reason}")
-
-    def __reduce__(self) -> tuple:  # keep exceptions picklable across worker processes
-        return (type(self), (self.smiles, self.reason))
-
-
-class InvalidSmilesError(TokenizationError):
-    """RDKit cannot parse the SMILES (or it is empty)."""
-
-
-class SelfiesEncodingError(TokenizationError):
-    """RDKit parses the SMILES but SELFIES cannot encode it (e.g. it breaks the constraints)."""
-
-
-class UnknownMoleculeTokenError(TokenizationError, UnknownTokenError):
-    """The molecule contains a token outside the vocabulary (also an ``UnknownTokenError``).
-
-    Attributes:
-        token: the first unknown token.
-    """
-
-    def __init__(self, smiles: str, token: str, vocab_name: str = "") -> None:
-        self.token = token
-        self.vocab_name = vocab_name
-        where = f"the {vocab_name} vocabulary" if vocab_name else "the vocabulary"
-        super().__init__(smiles, f"token {token!r} is not in {where}")
-
-    def __reduce__(self) -> tuple:
-        return (type(self), (self.smiles, self.token, self.vocab_name))
-
-
-class SequenceTooLongError(TokenizationError):
-    """The molecule needs more than D tokens.
-
-    Attributes:
-        length: number of tokens the molecule needs.
-        D: the tokenizer's sequence length.
-    """
-
-    def __init__(self, smiles: str, length: int, D: int) -> None:  # noqa: N803 - paper's D
-        self.length = length
-        self.D = D
-        super().__init__(smiles, f"it has {length} tokens, longer than D={D}")
-
-    def __reduce__(self) -> tuple:
-        return (type(self), (self.smiles, self.length, self.D))
-
-
-class DecodingError(ValueError):
-    """Ids that cannot be decoded: mask ids, ids out of range, or a wrongly shaped tensor."""
-
-
-# --------------------------------------------------------------------------------- RDKit helpers
-# One implementation in mam_core.chem.rdkit_utils; the names below are kept for existing callers.
-_quiet_rdkit = quiet_rdkit
-canonicalize_smiles = canonical
-is_valid_smiles = is_valid
-
-
-# --------------------------------------------------------------------------------- SELFIES state
-_SELFIES_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def _selfies_constraints(preset: str) -> Iterator[None]:
-    """Run the block under the SELFIES semantic-constraints ``preset``, then restore.
-
-    ``selfies`` keeps its constraints in a module global (and clears its caches whenever they
-    change), so we only switch when the current ones differ, and hold a lock so that two threads
-    (e.g. two Streamlit sessions) with different presets cannot interleave.
-    """
-    with _SELFIES_LOCK:
-        current = sf.get_semantic_constraints()
-        wanted = sf.get_preset_constraints(preset)
-        if current == wanted:
-            yield
-            return
-        sf.set_semantic_constraints(preset)
-        try:
-            yield
-        finally:
-            sf.set_semantic_constraints(current)
-
 
 # --------------------------------------------------------------------------------- results
 @dataclass
@@ -209,6 +58,8 @@ class EncodedBatch:
 
 def _tokens_chunk(payload: tuple[dict, list[str]]) -> list[list[str] | TokenizationError]:
     """Worker for multi-process tokenisation (module level so it pickles)."""
+    from . import tokenizer_from_dict
+
     spec, chunk = payload
     tok = tokenizer_from_dict(spec)
     return tok._tokenize_many(chunk)
@@ -307,7 +158,7 @@ class MolTokenizer(ABC):
     def _tokenize_many(self, smiles: Iterable[str]) -> list[list[str] | TokenizationError]:
         """Tokenise many molecules under one logging/constraints context; errors returned."""
         out: list[list[str] | TokenizationError] = []
-        with _quiet_rdkit(), self._context():
+        with quiet_rdkit(), self._context():
             for s in smiles:
                 try:
                     out.append(self._tokenize_one(s))
@@ -364,7 +215,7 @@ class MolTokenizer(ABC):
             SelfiesEncodingError: (SELFIES) the encoder rejects it.
             TokenizationError: (SMILES) characters the tokeniser does not recognise.
         """
-        with _quiet_rdkit(), self._context():
+        with quiet_rdkit(), self._context():
             return self._tokenize_one(smiles)
 
     def _tokens_to_ids(self, smiles: str, tokens: Sequence[str]) -> list[int]:
@@ -464,7 +315,7 @@ class MolTokenizer(ABC):
             DecodingError: a mask id, an id out of range, or a tensor that is not 1-D.
         """
         tokens = [self.vocab.tokens[i] for i in self._ids_list(ids)]
-        with _quiet_rdkit(), self._context():
+        with quiet_rdkit(), self._context():
             return self._tokens_to_smiles(tokens)
 
     def decode_batch(self, ids: torch.Tensor | Sequence[Sequence[int]]) -> list[str]:
@@ -478,7 +329,7 @@ class MolTokenizer(ABC):
         else:
             rows = [list(r) for r in ids]
         token_rows = [[self.vocab.tokens[i] for i in self._ids_list(r)] for r in rows]
-        with _quiet_rdkit(), self._context():
+        with quiet_rdkit(), self._context():
             return [self._tokens_to_smiles(t) for t in token_rows]
 
     # ------------------------------------------------------------------ building
@@ -642,6 +493,8 @@ class MolTokenizer(ABC):
         """Rebuild from :meth:`to_dict`; on the base class it dispatches on ``d["kind"]``."""
         if not isinstance(d, dict):
             raise ValueError(f"tokenizer spec must be a dict, got {type(d).__name__}")
+        from . import get_tokenizer
+
         kind = d.get("kind")
         target = get_tokenizer(kind) if cls is MolTokenizer else cls
         if kind != target.kind:
@@ -664,242 +517,3 @@ class MolTokenizer(ABC):
     @classmethod
     def _extra_keys(cls) -> tuple[str, ...]:
         return ()
-
-
-# --------------------------------------------------------------------------------- SELFIES
-class SelfiesTokenizer(MolTokenizer):
-    """SELFIES symbols (default tokenizer): every id string decodes to a valid molecule.
-
-    Decoding joins the symbols (``[nop]`` pads are no-ops wherever they are), runs the SELFIES
-    decoder under the stored constraints, and canonicalises the result with RDKit when RDKit
-    accepts it (otherwise the decoder's SMILES is returned unchanged).
-
-    Args:
-        vocab: vocabulary whose pad token is ``[nop]``.
-        D: sequence length.
-        canonicalize: canonicalise input SMILES with RDKit first.
-        constraints: SELFIES semantic-constraints preset (``"default"``, ``"octet_rule"``,
-            ``"hypervalent"``); stored so a checkpoint decodes the same way everywhere.
-    """
-
-    kind: ClassVar[str] = "selfies"
-    pad_token: ClassVar[str] = SELFIES_PAD
-
-    def __init__(
-        self,
-        vocab: Vocabulary,
-        D: int,  # noqa: N803 - the paper's D
-        canonicalize: bool = True,
-        constraints: str = "default",
-    ) -> None:
-        super().__init__(vocab, D, canonicalize)
-        try:
-            sf.get_preset_constraints(constraints)
-        except ValueError:
-            raise ValueError(
-                f"unknown SELFIES constraints preset {constraints!r}; valid: "
-                "'default', 'octet_rule', 'hypervalent'"
-            ) from None
-        self.constraints = constraints
-
-    def _context(self) -> contextlib.AbstractContextManager:
-        return _selfies_constraints(self.constraints)
-
-    def _smiles_to_tokens(self, smiles: str) -> list[str]:
-        try:
-            encoded = sf.encoder(smiles, strict=True)
-        except sf.EncoderError as err:
-            reason = " ".join(str(err).split())  # selfies messages span several lines
-            raise SelfiesEncodingError(smiles, f"SELFIES cannot encode it ({reason})") from None
-        if encoded is None:  # pragma: no cover - old selfies returned None
-            raise SelfiesEncodingError(smiles, "SELFIES cannot encode it")
-        return list(sf.split_selfies(encoded))
-
-    def _tokens_to_smiles(self, tokens: list[str]) -> str:
-        try:
-            smiles = sf.decoder("".join(tokens))
-        except sf.DecoderError as err:  # only for symbols outside SELFIES; cannot come from a vocab
-            raise DecodingError(f"SELFIES decoder failed: {err}") from None
-        if not smiles:
-            return ""
-        canon = canonical(smiles)
-        return smiles if canon is None else canon
-
-    def to_selfies(self, ids: torch.Tensor | Sequence[int], strip_pad: bool = True) -> str:
-        """The SELFIES string of an id sequence (for display); mask ids shown as ``[MASK]``."""
-        return "".join(self.vocab.decode(ids, strip_pad=strip_pad))
-
-    def _extra_dict(self) -> dict:
-        return {"constraints": self.constraints}
-
-    @classmethod
-    def _extra_keys(cls) -> tuple[str, ...]:
-        return ("constraints",)
-
-    @classmethod
-    def _extra_init(cls, kwargs: dict) -> dict:
-        extra = {"constraints": kwargs.pop("constraints", "default")}
-        if kwargs:
-            raise TypeError(f"unexpected arguments for {cls.__name__}: {sorted(kwargs)}")
-        return extra
-
-
-# --------------------------------------------------------------------------------- SMILES
-class SmilesTokenizer(MolTokenizer):
-    """Atom-level SMILES tokens (:data:`SMILES_REGEX`); pad ``<pad>``.
-
-    Decoding removes every pad (wherever a sampler put it) and joins the rest; the string is
-    returned raw, since a SMILES model can produce invalid molecules and measuring that is the
-    caller's job (:func:`is_valid_smiles`).
-    """
-
-    kind: ClassVar[str] = "smiles"
-    pad_token: ClassVar[str] = SMILES_PAD
-
-    @staticmethod
-    def regex_tokens(smiles: str) -> list[str]:
-        """Split a SMILES string with :data:`SMILES_REGEX` (no RDKit, no canonicalisation).
-
-        Raises:
-            TokenizationError: the regex does not cover every character (the message quotes the
-                characters it skipped).
-        """
-        tokens = _SMILES_PATTERN.findall(smiles)
-        if "".join(tokens) != smiles:
-            leftover = _SMILES_PATTERN.sub("", smiles)
-            raise TokenizationError(
-                smiles, f"characters the SMILES tokeniser does not know: {leftover!r}"
-            )
-        return tokens
-
-    def _smiles_to_tokens(self, smiles: str) -> list[str]:
-        return self.regex_tokens(smiles)
-
-    def _tokens_to_smiles(self, tokens: list[str]) -> str:
-        return "".join(t for t in tokens if t != self.pad_token)
-
-
-# --------------------------------------------------------------------------------- fragment blocks
-class SafeTokenizer(SmilesTokenizer):
-    """Fragment blocks (:mod:`mam_core.chem.safe`): BRICS fragments as dot-separated SMILES
-    blocks joined by ring-closure labels ``%10``, ``%11``... (the SAFE idea).
-
-    A fragment is a contiguous run of tokens, so fixing a fragment and completing the molecule
-    is infilling, and its atoms bond to new atoms only through its labels.  Encoding is
-    canonical (one molecule, one string); :func:`mam_core.chem.safe.encode` with a random
-    generator gives the shuffled fragment orders used to train.  Decoding returns the RDKit
-    canonical SMILES when the blocks form one molecule, else the raw string (invalid).
-    """
-
-    kind: ClassVar[str] = "safe"
-    pad_token: ClassVar[str] = SMILES_PAD
-
-    def _smiles_to_tokens(self, smiles: str) -> list[str]:
-        from .chem import safe
-
-        try:
-            text = safe.encode(smiles)
-        except safe.SafeEncodingError as err:
-            raise TokenizationError(smiles, f"cannot be written as fragment blocks ({err})") from None
-        return self.regex_tokens(text)
-
-    def _tokens_to_smiles(self, tokens: list[str]) -> str:
-        from .chem import safe
-
-        text = "".join(t for t in tokens if t != self.pad_token)
-        canon = safe.decode(text)
-        return text if canon is None else canon
-
-
-# --------------------------------------------------------------------------------- registry
-#: Tokenizer classes by kind.
-TOKENIZERS: dict[str, type[MolTokenizer]] = {
-    SelfiesTokenizer.kind: SelfiesTokenizer,
-    SmilesTokenizer.kind: SmilesTokenizer,
-    SafeTokenizer.kind: SafeTokenizer,
-}
-
-
-def get_tokenizer(kind: str) -> type[MolTokenizer]:
-    """The tokenizer class for ``kind`` (case-insensitive); the error lists the valid kinds."""
-    key = kind.lower() if isinstance(kind, str) else kind
-    try:
-        return TOKENIZERS[key]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown tokenizer {kind!r}; valid: {', '.join(sorted(TOKENIZERS))}"
-        ) from None
-
-
-def tokenizer_from_dict(d: dict) -> MolTokenizer:
-    """Rebuild any tokenizer from its :meth:`MolTokenizer.to_dict` (dispatches on ``kind``)."""
-    return MolTokenizer.from_dict(d)
-
-
-# --------------------------------------------------------------------------------- templates
-def make_template(
-    tokenizer: MolTokenizer,
-    fragment_smiles: str | Sequence[str],
-    start: int = 0,
-    fixed: Sequence[bool] | None = None,
-) -> torch.Tensor:
-    """A partial molecule for constrained sampling: fragment tokens placed, all else masked.
-
-    Fixing a substructure (DESIGN §4) = put the fragment's tokens at positions
-    ``start .. start+L-1`` and mask every other position, so the sampler fills only the rest.
-
-    Args:
-        tokenizer: the model's tokenizer.
-        fragment_smiles: the fragment as a SMILES string (canonicalised and tokenised like any
-            molecule, without padding), or as an explicit list of vocabulary tokens (for partial
-            strings that are not molecules, e.g. ``["c", "1", "c", "c"]``).
-        start: position of the fragment's first token.
-        fixed: optional booleans, one per fragment token; tokens marked ``False`` are masked too
-            (keep the scaffold's atoms, let the model choose e.g. ring-closure tokens).
-
-    Returns:
-        ``(D,)`` int64 tensor with token ids at the fixed fragment positions and the mask id
-        ``K`` everywhere else.
-
-    Raises:
-        TokenizationError: invalid fragment SMILES or unknown token (named).
-        ValueError: negative ``start``, fragment does not fit in D (sizes given), or ``fixed``
-            has the wrong length.
-    """
-    if isinstance(fragment_smiles, str):
-        label = fragment_smiles
-        tokens = tokenizer.tokenize(fragment_smiles)
-    else:
-        tokens = [str(t) for t in fragment_smiles]
-        label = " ".join(tokens)
-    if not tokens:
-        raise ValueError("the fragment has no tokens")
-    ids = []
-    for t in tokens:
-        if t not in tokenizer.vocab:
-            raise UnknownMoleculeTokenError(label, t, tokenizer.vocab.name)
-        ids.append(tokenizer.vocab.id_of(t))
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise ValueError(f"start must be a non-negative integer, got {start!r}")
-    L = len(ids)  # noqa: N806
-    if start + L > tokenizer.D:
-        raise ValueError(
-            f"fragment {_short(label)!r} has {L} tokens; placed at start={start} it needs "
-            f"positions {start}..{start + L - 1} but D={tokenizer.D} "
-            f"(largest possible start: {tokenizer.D - L})"
-            if L <= tokenizer.D
-            else f"fragment {_short(label)!r} has {L} tokens, longer than D={tokenizer.D}"
-        )
-    if fixed is None:
-        keep = [True] * L
-    else:
-        keep = [bool(f) for f in fixed]
-        if len(keep) != L:
-            raise ValueError(
-                f"fixed has {len(keep)} entries but the fragment has {L} tokens: {tokens}"
-            )
-    template = torch.full((tokenizer.D,), tokenizer.mask_id, dtype=torch.long)  # (D,)
-    for j, (i, k) in enumerate(zip(ids, keep, strict=True)):
-        if k:
-            template[start + j] = i
-    return template

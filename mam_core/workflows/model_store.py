@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint, save
-from .model import MaM
-from .molecules import default_model_path
+from ..core.checkpoint import CheckpointError, load_checkpoint, save
+from ..core.model import MaM
+from ..paths import default_model_path
 
 __all__ = [
     "DEFAULT_NAME",

@@ -1,4 +1,5 @@
-"""Small, fast end-to-end recipes the app and examples run (train, sample, compare)."""
+"""The Ising lattice as a use case: small, fast end-to-end recipes the app and examples run
+(train, sample, compare with Gibbs), and the ``ising:N[:SIGMA[:BIAS]]`` data source of the CLI."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from typing import Callable
 
 import torch
 
-from .config import NetworkConfig, TrainConfig
-from .model import MaM, resolve_device
-from .trainers import TrainResult, train_eb
+from energies import IsingEnergy
 
-__all__ = ["IsingRun", "train_ising", "compare_with_gibbs"]
+from ..core.config import NetworkConfig, TrainConfig
+from ..core.data import DataError
+from ..core.model import MaM, resolve_device
+from ..core.vocab import Vocabulary
+from ..training import TrainResult, train_eb
+
+__all__ = ["IsingRun", "train_ising", "compare_with_gibbs", "ising_samples"]
 
 
 @dataclass
@@ -34,8 +39,6 @@ def train_ising(
     progress: bool = False,
 ) -> IsingRun:
     """Energy-based MaM on an n×n periodic Ising model (residual-MLP heads)."""
-    from energies import IsingEnergy
-
     torch.manual_seed(seed)
     energy = IsingEnergy(n, sigma=sigma, bias=bias)
     model = MaM(NetworkConfig(D=energy.D, K=2, arch="mlp", hidden=hidden, n_layers=3)).to(resolve_device("auto"))
@@ -58,3 +61,24 @@ def compare_with_gibbs(run: IsingRun, n_samples: int = 1000, sweeps: int = 300, 
         "model_magnetisation": (2 * model_x.double() - 1).mean(1).numpy(),
         "gibbs_magnetisation": (2 * gibbs_x.double() - 1).mean(1).numpy(),
     }
+
+
+def ising_samples(spec: str, n: int, seed: int = 0, sweeps: int = 500) -> tuple[torch.Tensor, Vocabulary]:
+    """Gibbs samples for ``ising:N[:SIGMA[:BIAS]]``: ``n`` ground-truth configurations of an N×N
+    periodic Ising model drawn by a long Gibbs chain (for MLE runs on lattices).
+
+    Raises:
+        DataError: a malformed spec (the message shows the expected form).
+    """
+    parts = spec.split(":")[1:]
+    try:
+        size = int(parts[0])
+        sigma = float(parts[1]) if len(parts) > 1 else 0.1
+        bias = float(parts[2]) if len(parts) > 2 else 0.2
+    except (IndexError, ValueError):
+        raise DataError(
+            f"bad Ising spec {spec!r}; expected ising:N[:SIGMA[:BIAS]], e.g. ising:10:0.1:0.2"
+        ) from None
+    energy = IsingEnergy(size, sigma=sigma, bias=bias)
+    g = torch.Generator().manual_seed(seed)
+    return energy.gibbs_sample(n, sweeps, generator=g), Vocabulary.integers(2, name="ising")

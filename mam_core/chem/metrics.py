@@ -25,9 +25,8 @@ from rdkit import DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 from scipy.stats import wasserstein_distance
 
-from energies.properties import property_of
-
-from .chem.rdkit_utils import canonical, mol_from_smiles
+from .properties import property_of
+from .rdkit_utils import canonical, mol_from_smiles
 
 __all__ = [
     "canonical",
