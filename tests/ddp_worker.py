@@ -47,7 +47,7 @@ def run_loop(out: Path) -> None:
     masked[:, :3] = model.mask_id
 
     def step_fn(step, gen):
-        logits = model.net.conditional(masked)[:, :3]  # predict the three hidden positions
+        logits = model.conditional_logits(masked)[:, :3]  # predict the three hidden positions
         ce = F.cross_entropy(logits.reshape(-1, K), mine[:, :3].reshape(-1))
         nll = -model.log_marginal(mine).mean()
         return LossOutput(ce + 0.1 * nll, {"ce": float(ce.detach()), "nll": float(nll.detach())})

@@ -126,8 +126,8 @@ def test_with_marginal_pool_keeps_the_conditionals_and_warm_start_copies_the_tru
     x = torch.tensor([[0, 1, 3, 3, 2]])
     assert torch.allclose(new.conditional_logits(x), m.conditional_logits(x))
     assert m.with_marginal_pool("cls") is m
-    assert new.net.warm_start_marginal()
+    assert new.warm_start_marginal()
     for a, b in zip(new.net.marginal_trunk.parameters(), new.net.conditional_trunk.parameters()):
         assert torch.equal(a, b) and a is not b
     shared = MaM(NetworkConfig(D=5, K=3, d_model=16, n_layers=1, n_heads=2, shared_trunk=True))
-    assert not shared.net.warm_start_marginal()
+    assert not shared.warm_start_marginal()

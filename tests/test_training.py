@@ -128,7 +128,7 @@ def test_non_finite_losses_stop_with_a_clear_message_and_keep_the_checkpoint(tmp
     cfg = TrainConfig(steps=40, batch_size=8, checkpoint_every=5, max_bad_steps=3)
 
     def step_fn(step, gen):
-        loss = model.net.conditional(x).logsumexp(-1).mean()
+        loss = model.conditional_logits(x).logsumexp(-1).mean()
         return LossOutput(loss * (float("nan") if step >= 12 else 1.0))
 
     with pytest.raises(TrainingDiverged, match="3 consecutive non-finite"):
@@ -143,7 +143,7 @@ def test_isolated_non_finite_steps_are_skipped_and_counted():
     x = torch.randint(0, 2, (64, 4))
 
     def step_fn(step, gen):
-        loss = model.net.conditional(x).logsumexp(-1).mean()
+        loss = model.conditional_logits(x).logsumexp(-1).mean()
         return LossOutput(loss * (float("inf") if step % 7 == 3 else 1.0))
 
     res = run_training(model, step_fn, TrainConfig(steps=20, batch_size=8, max_bad_steps=2), "arm", progress=False)
