@@ -59,9 +59,9 @@ def require_molecule_model():
     tok = tokenizer_of(model)
     if tok is None:
         st.info(
-            f"This page needs a molecule model. **{name}** is not one (D = {model.D}, "
-            f"K = {model.K}, no molecule tokenizer: a lattice or token model). Pick a molecule "
-            "model in the sidebar; lattice models belong on the Ising page."
+            f"This page needs a molecule model. **{name}** is not one (D = {model.D}, K = "
+            f"{model.K}, no molecule tokenizer: a lattice or token model). Pick a molecule model "
+            "in the sidebar; lattice models belong on the Ising page."
         )
         st.stop()
     return model, tok
@@ -94,6 +94,7 @@ def _model_infos(signature: tuple) -> list:
 
 
 def model_infos() -> list:
-    """:func:`mam_core.workflows.model_store.list_models`, re-read only when a checkpoint file changes
+    """:func:`mam_core.workflows.model_store.list_models`, re-read only when a checkpoint file
+    changes
     (listing loads every checkpoint, which a rerun should not repeat)."""
     return _model_infos(_store_signature())

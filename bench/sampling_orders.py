@@ -67,13 +67,16 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         smiles = []
         for i in range(0, args.n, args.batch):
-            x = model.sample(min(args.batch, args.n - i), order=order, temperature=temperature, top_p=top_p,
+            x = model.sample(min(args.batch, args.n - i), order=order, temperature=temperature,
+                             top_p=top_p,
                              seed=args.seed + i)
             smiles += tok.decode_batch(x.cpu())
         dt = time.perf_counter() - t0
-        row = {"order": order, "temperature": temperature, "top_p": top_p, "validity": validity(smiles),
+        row = {"order": order, "temperature": temperature, "top_p": top_p,
+               "validity": validity(smiles),
                "uniqueness": uniqueness(smiles), "quality": drug_like_quality(smiles),
-               "int_div": internal_diversity(smiles), "aromatic_rings": aromatic_ring_fraction(smiles),
+               "int_div": internal_diversity(smiles),
+               "aromatic_rings": aromatic_ring_fraction(smiles),
                "ms_per_mol": 1000 * dt / args.n}
         if ref is not None:
             row["FCD"] = fcd(smiles, ref)
@@ -81,7 +84,8 @@ def main(argv=None) -> int:
         print(row, flush=True)
     table = pd.DataFrame(rows)
     test = load_moses("test", limit=args.n)
-    floor = {"order": "MOSES test", "quality": drug_like_quality(test), "int_div": internal_diversity(test),
+    floor = {"order": "MOSES test", "quality": drug_like_quality(test),
+             "int_div": internal_diversity(test),
              "aromatic_rings": aromatic_ring_fraction(test)}
     if ref is not None:
         floor["FCD"] = fcd(load_moses("train", limit=args.n), ref)

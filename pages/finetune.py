@@ -135,7 +135,8 @@ if start_clicked:
 def curves(records: list[dict]) -> go.Figure:
     fig = go.Figure()
     steps = [r["step"] for r in records]
-    for key, name in (("reward_mean", "mean reward log f"), ("kl_minus_logz", "KL − log Z (estimate)"),
+    for key, name in (("reward_mean", "mean reward log f"),
+                      ("kl_minus_logz", "KL − log Z (estimate)"),
                       ("sc_abs_err", "self-consistency |e|")):
         fig.add_scatter(x=steps, y=[r.get(key) for r in records], name=name, mode="lines")
     fig.update_layout(xaxis_title="step", height=360, margin=dict(t=30))

@@ -10,7 +10,8 @@ from mam_core.core.enumeration import all_states, exact_log_marginal, pairwise_f
 
 
 def perturbed(model: MaM, scale: float = 0.2, seed: int = 0) -> MaM:
-    """Randomise every weight (incl. the zero-initialised marginal output) so tests are not trivial."""
+    """Randomise every weight (incl. the zero-initialised marginal output) so tests are not
+    trivial."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():

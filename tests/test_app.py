@@ -128,8 +128,8 @@ def test_design_page_pasted_fragment_shows_task_summary_and_matched_atoms(
     summary = table.attrs["summary"]
     assert summary["requested"] == 8 and summary["matched"] > 0
     line = (
-        f"{summary['requested']} requested · {summary['valid']} valid · "
-        f"{summary['matched']} contain the fragment"
+        f"{summary['requested']} requested · {summary['valid']} valid · {summary['matched']} "
+        "contain the fragment"
     )
     assert any(line in m.value for m in at.markdown)
 
@@ -256,8 +256,10 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
     page_table = at.session_state["lik_outliers"]
     cli_table = score_table(load(default_model_path()), table["input"].tolist(), DEFAULT_SCORE,
                             at.session_state["lik_calibration"])
-    assert list(page_table.columns) == list(cli_table.columns) and page_table["smiles"].tolist() == table["input"].tolist()
-    assert np.allclose(page_table["outlier_score"].to_numpy(), cli_table["outlier_score"].to_numpy(), equal_nan=True)
+    assert list(page_table.columns) == list(cli_table.columns)
+    assert page_table["smiles"].tolist() == table["input"].tolist()
+    assert np.allclose(page_table["outlier_score"].to_numpy(),
+                       cli_table["outlier_score"].to_numpy(), equal_nan=True)
     assert page_table.loc[2, "percentile"] == 100  # unrepresentable ranks first
 
     at.text_area(key="lik_text").set_value("   \n")

@@ -98,7 +98,8 @@ def test_config_validation():
 
 
 def test_perturbed_marginal_still_normalised_at_empty_set():
-    m = perturbed(MaM(NetworkConfig(D=4, K=2, arch="transformer", d_model=16, n_layers=1, n_heads=2)))
+    m = perturbed(MaM(NetworkConfig(D=4, K=2, arch="transformer", d_model=16, n_layers=1,
+                                    n_heads=2)))
     assert float(m.log_marginal(m.empty(1)).detach().abs()) < 1e-6
 
 
@@ -120,7 +121,8 @@ def test_old_configs_without_marginal_pool_read_as_cls():
 
 def test_with_marginal_pool_keeps_the_conditionals_and_warm_start_copies_the_trunk():
     torch.manual_seed(0)
-    m = perturbed(MaM(NetworkConfig(D=5, K=3, d_model=16, n_layers=1, n_heads=2, marginal_pool="cls")))
+    m = perturbed(MaM(NetworkConfig(D=5, K=3, d_model=16, n_layers=1, n_heads=2,
+                                    marginal_pool="cls")))
     new = m.with_marginal_pool("cls+sum")
     assert new.config.marginal_pool == "cls+sum" and new.net.position_head is not None
     x = torch.tensor([[0, 1, 3, 3, 2]])

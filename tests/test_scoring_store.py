@@ -18,7 +18,14 @@ from mam_core.workflows.model_store import (
     sanitize_name,
     save_model,
 )
-from mam_core.workflows.scoring import ScoringInputError, agreement, decode_upload, parse_smiles_text, position_distributions, score_molecules
+from mam_core.workflows.scoring import (
+    ScoringInputError,
+    agreement,
+    decode_upload,
+    parse_smiles_text,
+    position_distributions,
+    score_molecules,
+)
 from mam_core.chem.tokenizers import SelfiesTokenizer, make_template
 
 from conftest import install_default_molecule_model, perturbed
@@ -27,7 +34,8 @@ from conftest import install_default_molecule_model, perturbed
 @pytest.fixture()
 def mol_model(tmp_path, monkeypatch):
     tok = SelfiesTokenizer.build(["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CCN"], max_length=24)
-    m = perturbed(MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab), 0.1)
+    m = perturbed(MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2),
+                      tok.vocab), 0.1)
     return install_default_molecule_model(m, tok, tmp_path, monkeypatch)
 
 
@@ -112,4 +120,5 @@ def test_import_model_checks_size_and_safety(mol_model, tmp_path):
     torch.save({"format": "mam-studio/checkpoint", "x": Evil()}, buf)
     with pytest.raises(ModelStoreError, match="refused|cannot be loaded"):
         import_model("evil.pt", buf.getvalue())
-    assert sorted(p.name for p in path.parent.iterdir()) == ["evil_name.pt"]  # nothing half-written left
+    assert sorted(p.name
+                  for p in path.parent.iterdir()) == ["evil_name.pt"]  # nothing half-written left

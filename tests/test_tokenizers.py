@@ -1,5 +1,6 @@
-"""Tests for mam_core.chem.tokenizers: round trips on real MOSES molecules, validity of random SELFIES,
-clear errors, persistence and templates.  Seeded and fast (a few seconds on 2 CPU cores)."""
+"""Tests for mam_core.chem.tokenizers: round trips on real MOSES molecules, validity of random
+SELFIES, clear errors, persistence and templates.  Seeded and fast (a few seconds on 2 CPU
+cores)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ def test_to_sdf_keeps_valid_molecules_and_their_properties():
 
 
 def test_to_sdf_writes_list_columns_such_as_the_matched_atoms():
-    table = pd.DataFrame({"SMILES": ["CCO", "c1ccccc1"], "matched_atoms": [[0, 1], []], "status": ["ok", "ok"]})
+    table = pd.DataFrame({"SMILES": ["CCO", "c1ccccc1"], "matched_atoms": [[0, 1], []],
+                          "status": ["ok", "ok"]})
     supplier = Chem.SDMolSupplier()
     supplier.SetData(to_sdf(table))
     mols = [m for m in supplier]

@@ -177,7 +177,8 @@ def sample_quality(
     }
 
 
-def drug_like_quality(smiles_list: Sequence[str], qed_min: float = 0.6, sa_max: float = 4.0) -> float:
+def drug_like_quality(smiles_list: Sequence[str], qed_min: float = 0.6,
+                      sa_max: float = 4.0) -> float:
     """GenMol's quality: the fraction of *requested* molecules that are valid, unique (first
     occurrence counts), with QED >= ``qed_min`` and SA score <= ``sa_max``.
 

@@ -34,7 +34,9 @@ MoleculeDataError = SmilesInputError
 
 def is_smiles_source(source: str) -> bool:
     """``moses``/``moses:SPLIT`` specs and SMILES files (by suffix) are molecule sources."""
-    return source == "moses" or source.startswith("moses:") or source.lower().endswith(SMILES_SUFFIXES)
+    if source == "moses" or source.startswith("moses:"):
+        return True
+    return source.lower().endswith(SMILES_SUFFIXES)
 
 
 def read_smiles(source: str, limit: int | None = None) -> list[str]:
@@ -66,13 +68,15 @@ def encode_source(
     smiles = read_smiles(source, limit)
     if tokenizer is None:
         tokenizer, batch = get_tokenizer(kind).fit_encode(
-            smiles, max_length=max_length, drop_long=True, drop_invalid=True, n_jobs=n_jobs, progress=progress
+            smiles, max_length=max_length, drop_long=True, drop_invalid=True, n_jobs=n_jobs,
+            progress=progress
         )
     else:
         batch = tokenizer.encode_filtered(smiles, n_jobs=n_jobs, progress=progress)
     if batch.n_dropped:
         first = batch.errors[0][1]
-        log.warning("%s: skipped %d of %d molecules (first: %s)", source, batch.n_dropped, len(smiles), first)
+        log.warning("%s: skipped %d of %d molecules (first: %s)", source, batch.n_dropped,
+                    len(smiles), first)
     if batch.ids.shape[0] == 0:
         raise MoleculeDataError(f"{source}: none of the {len(smiles)} molecules could be encoded")
     return batch.ids, tokenizer

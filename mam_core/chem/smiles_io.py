@@ -89,7 +89,8 @@ def parse_smiles_text(
                                f"{source}: no molecules given, only a header line")
     if max_rows is not None and len(smiles) > max_rows:
         raise SmilesInputError(
-            f"{source}: {len(smiles)} molecules is more than the limit of {max_rows}; split the input"
+            f"{source}: {len(smiles)} molecules is more than the limit of {max_rows}; split the "
+            "input"
         )
     return smiles
 

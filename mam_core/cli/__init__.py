@@ -27,7 +27,8 @@ __all__ = ["main", "build_parser", "CLIError"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mam", description="Generative Marginalization Models (MaM Studio)")
+    parser = argparse.ArgumentParser(prog="mam",
+                                     description="Generative Marginalization Models (MaM Studio)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parsers(sub)
@@ -40,7 +41,8 @@ def _join_torchrun(args) -> None:
     """Under ``torchrun`` (WORLD_SIZE > 1): join the process group, pin this rank's device and
     silence progress bars on all ranks but 0."""
     if args.command not in TRAINING_COMMANDS:
-        raise CLIError(f"only {', '.join(TRAINING_COMMANDS)} run under torchrun; run 'mam {args.command}' as one process")
+        raise CLIError(f"only {', '.join(TRAINING_COMMANDS)} run under torchrun; run 'mam "
+                       f"{args.command}' as one process")
     args.device = str(dist.init_from_env(args.device))
     if not dist.is_main():
         args.no_progress = True
@@ -49,7 +51,8 @@ def _join_torchrun(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(message)s")
     who = f"mam {args.command}"
     try:
         if dist.launched_by_torchrun():
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in TRAINING_COMMANDS:
             torch.manual_seed(args.seed)  # the network's initial weights: reruns are reproducible
         args.func(args)
-    except (CLIError, DataError, MoleculeDataError, ckpt.CheckpointError, TrainingDiverged, ValueError, OSError, RuntimeError) as err:
+    except (CLIError, DataError, MoleculeDataError, ckpt.CheckpointError, TrainingDiverged,
+            ValueError, OSError, RuntimeError) as err:
         print(f"{who}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -47,7 +47,8 @@ def parse_order_arg(spec: str, D: int):
         return parse_order(spec, D)
     except ValueError as err:
         raise CLIError(
-            f"--order must be one of {', '.join(sorted(ORDERS) + list(DYNAMIC_ORDERS))} or positions: {err}"
+            f"--order must be one of {', '.join(sorted(ORDERS) + list(DYNAMIC_ORDERS))} or "
+            f"positions: {err}"
         ) from None
 
 

@@ -32,8 +32,9 @@ def run_sample(args) -> None:
         from ..workflows.generate import STATUS_OK, generate_molecules
 
         try:
-            table = generate_molecules(model, args.n, fragment=args.fragment, start=args.start, order=order,
-                                       temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+            table = generate_molecules(model, args.n, fragment=args.fragment, start=args.start,
+                                       order=order, temperature=args.temperature,
+                                       top_p=args.top_p, seed=args.seed)
         except FragmentError as err:
             raise CLIError(str(err)) from None
         dt = time.perf_counter() - t0
@@ -43,15 +44,19 @@ def run_sample(args) -> None:
         print(f"{summary['requested']} requested, {summary['valid']} valid, "
               f"{summary['matched'] if summary['matched'] is not None else '-'} matched, "
               f"{summary['unique']} unique ({dt:.2f}s)", file=sys.stderr)
-        lines = [s if st == STATUS_OK else f"{s}\t# failed: {st}" for s, st in zip(table["SMILES"], table["status"])]
+        lines = [s if st == STATUS_OK else f"{s}\t# failed: {st}"
+                 for s, st in zip(table["SMILES"], table["status"])]
     else:
         if args.fragment:
             raise CLIError("--fragment needs a molecule model; use --template for token models")
         template = load_token_text(args.template, model, "--template")[0] if args.template else None
-        x = model.sample(args.n, order=order, template=template, temperature=args.temperature, seed=args.seed,
-                         top_p=args.top_p)
+        x = model.sample(args.n, order=order, template=template, temperature=args.temperature,
+                         seed=args.seed, top_p=args.top_p)
         dt = time.perf_counter() - t0
-        lines = tok.decode_batch(x.cpu()) if tok is not None else [_format_row(model, r) for r in x.cpu()]
+        if tok is not None:
+            lines = tok.decode_batch(x.cpu())
+        else:
+            lines = [_format_row(model, r) for r in x.cpu()]
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
         print(f"wrote {len(lines)} samples to {args.out} ({dt:.2f}s)")
@@ -82,7 +87,8 @@ def _score_molecules_cli(args, model: MaM) -> None:
             _CALIBRATIONS[key] = calibrate(model, load_moses("train", limit=2000),
                                            "embedded MOSES train (first 2,000)", store=False)
         cal = _CALIBRATIONS[key]
-        made_now = "; no stored calibration, so 2,000 training molecules were scored for it (`mam eval` stores one)"
+        made_now = ("; no stored calibration, so 2,000 training molecules were scored for it "
+                    "(`mam eval` stores one)")
     t0 = time.perf_counter()
     table = score_table(model, smiles, args.score, cal)
     dt = time.perf_counter() - t0
@@ -96,7 +102,9 @@ def _score_molecules_cli(args, model: MaM) -> None:
         if ok:
             ids = tok.encode_batch([smiles[i] for i in ok]).to(model.device)
             with torch.no_grad():
-                arm[ok] = likelihood_agreement(model, ids, args.orders, args.batch_size, args.seed, True).arm
+                scored = likelihood_agreement(model, ids, args.orders, args.batch_size,
+                                              args.seed, True)
+                arm[ok] = scored.arm
         table.insert(2, "log_likelihood_arm", arm)
     table = table.drop(columns=["n_tokens"])
     if args.out:
@@ -105,7 +113,8 @@ def _score_molecules_cli(args, model: MaM) -> None:
         table.to_csv(sys.stdout, index=False, float_format="%.6f")
     bad = int((table["error"] != "").sum())
     print(f"scored {len(table) - bad} of {len(table)} lines in {dt:.2f}s ({args.score} score; "
-          f"{bad} out of domain, ranked most atypical with the reason in 'error'{made_now})", file=sys.stderr)
+          f"{bad} out of domain, ranked most atypical with the reason in 'error'{made_now})",
+          file=sys.stderr)
 
 
 def run_score(args) -> None:
@@ -115,16 +124,19 @@ def run_score(args) -> None:
         return
     x = load_token_text(args.input, model, args.input)
     if x.shape[1] != model.D:
-        raise CLIError(f"{args.input}: sequences have {x.shape[1]} tokens; the model needs D={model.D}")
+        raise CLIError(f"{args.input}: sequences have {x.shape[1]} tokens; the model needs "
+                       f"D={model.D}")
     from ..workflows.evaluation import likelihood_agreement  # pandas/scipy only when scoring
 
     with torch.no_grad():
-        scored = likelihood_agreement(model, x.to(model.device), args.orders, args.batch_size, args.seed, args.arm)
+        scored = likelihood_agreement(model, x.to(model.device), args.orders, args.batch_size,
+                                      args.seed, args.arm)
     lm, t_mam = scored.mam, scored.seconds_mam
     arm, t_arm = (scored.arm, scored.seconds_arm) if args.arm else (None, None)
     out = open(args.out, "w", newline="") if args.out else sys.stdout
     w = csv.writer(out)
-    w.writerow(["row", "observed", "log_marginal_mam"] + (["log_likelihood_arm"] if arm is not None else []))
+    header = ["row", "observed", "log_marginal_mam"]
+    w.writerow(header + (["log_likelihood_arm"] if arm is not None else []))
     for i in range(x.shape[0]):
         row = [i, int((x[i] != model.mask_id).sum()), f"{float(lm[i]):.6f}"]
         if arm is not None:
@@ -134,7 +146,8 @@ def run_score(args) -> None:
         out.close()
     msg = f"scored {x.shape[0]} rows: MaM {t_mam:.3f}s (one pass)"
     if arm is not None:
-        msg += f", AO-ARM {t_arm:.3f}s ({args.orders} order(s), D={model.D} passes each), speed-up {t_arm / max(t_mam, 1e-9):.1f}x"
+        msg += (f", AO-ARM {t_arm:.3f}s ({args.orders} order(s), D={model.D} passes each), "
+                f"speed-up {t_arm / max(t_mam, 1e-9):.1f}x")
     print(msg, file=sys.stderr)
 
 
@@ -145,20 +158,21 @@ def run_eval(args) -> None:
     model = load_model(args)
     order = parse_order_arg(args.order, model.D)
     result = evaluate_molecule_model(
-        model, load_moses("test"), load_moses("train"), args.out, args.n_test, args.n_samples, args.orders,
-        args.fragment, args.seed, order=order, temperature=args.temperature, top_p=args.top_p,
-        with_fcd=False if args.no_fcd else None, moses_wheel=args.moses_wheel,
+        model, load_moses("test"), load_moses("train"), args.out, args.n_test, args.n_samples,
+        args.orders, args.fragment, args.seed, order=order, temperature=args.temperature,
+        top_p=args.top_p, with_fcd=False if args.no_fcd else None, moses_wheel=args.moses_wheel,
     )
     full = result["likelihood"]["test molecules"]
     fcd_line = ""
     if result["fcd"]:
         fcd_line = f"; FCD/Test {result['fcd']['samples']['FCD/Test']:.3f}"
     print(
-        f"report: {Path(args.out) / 'report.md'}\n"
-        f"NLL AO-ARM {full['nll_arm_nats']:.2f} vs MaM {full['nll_mam_nats']:.2f} nats; "
-        f"Spearman {full['spearman']:.3f}, Pearson {full['pearson']:.3f}; speed-up {full['speedup']:.1f}x; "
-        f"validity {result['samples']['validity']:.3f}, uniqueness {result['samples']['uniqueness']:.3f}, "
-        f"novelty {result['samples']['novelty']:.3f}, quality {result['samples']['quality']:.3f}{fcd_line}"
+        f"report: {Path(args.out) / 'report.md'}\nNLL AO-ARM {full['nll_arm_nats']:.2f} vs MaM "
+        f"{full['nll_mam_nats']:.2f} nats; Spearman {full['spearman']:.3f}, Pearson "
+        f"{full['pearson']:.3f}; speed-up {full['speedup']:.1f}x; validity "
+        f"{result['samples']['validity']:.3f}, uniqueness {result['samples']['uniqueness']:.3f}, "
+        f"novelty {result['samples']['novelty']:.3f}, quality "
+        f"{result['samples']['quality']:.3f}{fcd_line}"
     )
 
 
@@ -168,43 +182,56 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", help="checkpoint file (default: the shipped molecule model)")
     p.add_argument("-n", type=int, default=10, help="number of samples")
     p.add_argument("--template", help="ids with ? for positions to sample, inline or a file")
-    p.add_argument("--fragment", help="molecule models: SMILES with attachment points ([*], [1*]) kept in every "
-                   "molecule; two dot-separated pieces design a linker; none grows the fragment anywhere")
-    p.add_argument("--start", type=int, default=0, help="SELFIES/SMILES models: position of the fragment's first token")
+    p.add_argument("--fragment",
+                   help="molecule models: SMILES with attachment points ([*], [1*]) kept in every "
+                   "molecule; two dot-separated pieces design a linker; none grows the fragment "
+                   "anywhere")
+    p.add_argument("--start", type=int, default=0,
+                   help="SELFIES/SMILES models: position of the fragment's first token")
     p.add_argument("--order", dest="order", default="random",
-                   help="random, l2r, r2l, confidence (most certain position first), or positions like '3 0 1 2'")
+                   help="random, l2r, r2l, confidence (most certain position first), or positions "
+                        "like '3 0 1 2'")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep tokens covering this mass")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="nucleus sampling: keep tokens covering this mass")
     p.add_argument("--out", help="write samples here instead of stdout")
     add_common(p)
     p.set_defaults(func=run_sample)
 
-    p = sub.add_parser("score", help="log p(x_S) of each input row in one pass (and optionally AO-ARM)")
+    p = sub.add_parser("score",
+                       help="log p(x_S) of each input row in one pass (and optionally AO-ARM)")
     p.add_argument("--model", help="checkpoint file (default: the shipped molecule model)")
-    p.add_argument("--input", required=True, help="molecule models: one SMILES per line or a CSV with a SMILES column; "
+    p.add_argument("--input", required=True,
+                   help="molecule models: one SMILES per line or a CSV with a SMILES column; "
                    "token models: one row of ids per line (? = masked)")
-    p.add_argument("--arm", action="store_true", help="also compute the exact AO-ARM value (D passes)")
+    p.add_argument("--arm", action="store_true",
+                   help="also compute the exact AO-ARM value (D passes)")
     p.add_argument("--score", default="likelihood_ratio",
                    choices=["raw", "per_token", "likelihood_ratio", "length_z"],
-                   help="molecules: the outlier score (default likelihood_ratio; see bench/outlier_screening.py)")
+                   help="molecules: the outlier score (default likelihood_ratio; see "
+                        "bench/outlier_screening.py)")
     p.add_argument("--orders", type=int, default=1, help="random orders for --arm")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", help="CSV output (default stdout)")
     add_common(p)
     p.set_defaults(func=run_score)
 
-    p = sub.add_parser("eval", help="molecule models: MaM vs AO-ARM likelihoods and sample quality report")
+    p = sub.add_parser("eval",
+                       help="molecule models: MaM vs AO-ARM likelihoods and sample quality report")
     p.add_argument("--model", help="checkpoint file (default: the shipped molecule model)")
     p.add_argument("--out", required=True, help="report folder (report.md, CSVs, figures)")
     p.add_argument("--n-test", type=int, default=1000, help="held-out MOSES molecules to score")
     p.add_argument("--n-samples", type=int, default=1000, help="molecules to sample")
     p.add_argument("--orders", type=int, default=1, help="random orders for the AO-ARM reference")
-    p.add_argument("--fragment", default="[*]c1ccccc1", help="fragment for the conditional-generation check")
+    p.add_argument("--fragment", default="[*]c1ccccc1",
+                   help="fragment for the conditional-generation check")
     p.add_argument("--order", default="random", help="sampling order: random, l2r, r2l, confidence")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--no-fcd", action="store_true", help="skip the Fréchet ChemNet Distance (slow on CPU)")
-    p.add_argument("--moses-wheel", help="molsets-0.3.1 wheel: use MOSES's own test statistics for FCD")
+    p.add_argument("--no-fcd", action="store_true",
+                   help="skip the Fréchet ChemNet Distance (slow on CPU)")
+    p.add_argument("--moses-wheel",
+                   help="molsets-0.3.1 wheel: use MOSES's own test statistics for FCD")
     add_common(p)
     p.set_defaults(func=run_eval)
 

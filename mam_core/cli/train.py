@@ -37,27 +37,34 @@ TRAINING_COMMANDS = ("train-arm", "distill", "train-eb")
 def _add_train(p: argparse.ArgumentParser, default_preset: str) -> None:
     add_common(p)
     p.add_argument("--out", required=True, help="output folder (checkpoint.pt is written there)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
-    p.add_argument("--preset", default=default_preset, choices=sorted(PRESETS), help=f"size preset (default {default_preset})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt if it exists")
+    p.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
+                   help=f"size preset (default {default_preset})")
     p.add_argument("--steps", type=int, help="optimizer steps (preset default otherwise)")
     p.add_argument("--batch-size", type=int, help="examples / chains per step")
     p.add_argument("--lr", type=float, help="Adam learning rate")
-    p.add_argument("--warmup", type=int, help="linear learning-rate warm-up steps before the cosine decay")
-    p.add_argument("--grad-clip", type=float, help="global gradient-norm clip (0 disables; default 1)")
+    p.add_argument("--warmup", type=int,
+                   help="linear learning-rate warm-up steps before the cosine decay")
+    p.add_argument("--grad-clip", type=float,
+                   help="global gradient-norm clip (0 disables; default 1)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, default=50, help="steps between history records")
-    p.add_argument("--max-bad-steps", type=int, default=10, help="consecutive non-finite steps before stopping")
+    p.add_argument("--max-bad-steps", type=int, default=10,
+                   help="consecutive non-finite steps before stopping")
     p.add_argument("--stop-file", help="stop cleanly (saving a checkpoint) once this file exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _add_network(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", choices=["transformer", "mlp"], help="network family (preset default otherwise)")
+    p.add_argument("--arch", choices=["transformer", "mlp"],
+                   help="network family (preset default otherwise)")
     p.add_argument("--d-model", type=int, help="transformer width")
     p.add_argument("--n-layers", type=int, help="number of blocks")
     p.add_argument("--n-heads", type=int, help="attention heads")
     p.add_argument("--hidden", type=int, help="residual-MLP width")
-    p.add_argument("--shared-trunk", action="store_true", help="one trunk for both heads (default: separate)")
+    p.add_argument("--shared-trunk", action="store_true",
+                   help="one trunk for both heads (default: separate)")
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -67,8 +74,10 @@ def _add_data(p: argparse.ArgumentParser) -> None:
         help="molecules: moses[:train|test] or a .smi/.csv(.gz) SMILES file; "
         "tokens: .pt/.npy/.txt file or ising:N[:SIGMA[:BIAS]]",
     )
-    p.add_argument("--n-samples", type=int, default=20000, help="sample count for synthetic data specs")
-    p.add_argument("--tokenizer", default="selfies", choices=["selfies", "smiles"], help="molecule tokenizer (new models)")
+    p.add_argument("--n-samples", type=int, default=20000,
+                   help="sample count for synthetic data specs")
+    p.add_argument("--tokenizer", default="selfies", choices=["selfies", "smiles"],
+                   help="molecule tokenizer (new models)")
     p.add_argument("--max-length", type=int, help="D for molecules (default: longest molecule)")
     p.add_argument("--limit", type=int, help="use only the first N molecules")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for tokenising")
@@ -127,7 +136,8 @@ def _load_data(args, tokenizer=None):
         return x, tok.vocab, tok
     if is_smiles_source(args.data):
         x, tok = encode_source(
-            args.data, tokenizer, args.tokenizer, args.max_length, args.limit, args.jobs, not args.no_progress
+            args.data, tokenizer, args.tokenizer, args.max_length, args.limit, args.jobs,
+            not args.no_progress
         )
         return x, tok.vocab, tok
     if args.data.startswith("ising:"):
@@ -154,7 +164,8 @@ def prepared_data(source: str):
 
     tok = tokenizer_from_dict(obj["tokenizer"])
     x = torch.as_tensor(obj["x"]).long()
-    if x.dim() != 2 or x.shape[1] != tok.D or (x.numel() and (int(x.min()) < 0 or int(x.max()) >= tok.K)):
+    out_of_range = x.numel() and (int(x.min()) < 0 or int(x.max()) >= tok.K)
+    if x.dim() != 2 or x.shape[1] != tok.D or out_of_range:
         raise DataError(f"{source}: ids do not fit its tokenizer (D={tok.D}, K={tok.K})")
     return x, tok
 
@@ -173,7 +184,8 @@ def _report(result, what: str) -> None:
     last = result.history[-1] if result.history else {}
     shown = {k: round(v, 4) for k, v in last.items() if isinstance(v, float)}
     state = "stopped early" if result.stopped_early else "finished"
-    print(f"{what} {state} at step {result.step} in {result.seconds:.1f}s; last: {json.dumps(shown)}")
+    print(f"{what} {state} at step {result.step} in {result.seconds:.1f}s; last: "
+          f"{json.dumps(shown)}")
     if result.checkpoint:
         print(f"checkpoint: {result.checkpoint}")
 
@@ -183,7 +195,8 @@ def run_train_arm(args) -> None:
     device = resolve_device(args.device)
 
     def build():
-        return MaM(_network_config(args, x.shape[1], vocab.K), vocab, {"data": args.data}).to(device)
+        return MaM(_network_config(args, x.shape[1], vocab.K), vocab,
+                   {"data": args.data}).to(device)
 
     model = _resume_or_new(args, build)
     if tok is not None:
@@ -195,7 +208,8 @@ def run_train_arm(args) -> None:
         from ..workflows.monitor import molecule_monitor
 
         heldout = tok.encode_filtered(load_moses("test", limit=args.eval_molecules)).ids
-        kw["on_log"] = molecule_monitor(model, heldout, args.eval_every, args.eval_samples, seed=args.seed)
+        kw["on_log"] = molecule_monitor(model, heldout, args.eval_every, args.eval_samples,
+                                        seed=args.seed)
     res = train_arm(model, x.to(model.device), cfg, **kw)
     _report(res, "stage 1 (AO-ARM)")
 
@@ -208,7 +222,8 @@ def run_distill(args) -> None:
     model = _resume_or_new(args, build)
     x, _, _ = _load_data(args, tokenizer_of(model))
     cfg = _train_config(args, args.preset)
-    res = distill(model, x.to(model.device), cfg, warm_start=not args.no_warm_start, **_train_kwargs(args))
+    res = distill(model, x.to(model.device), cfg, warm_start=not args.no_warm_start,
+                  **_train_kwargs(args))
     _report(res, "stage 2 (distillation)")
 
 
@@ -218,7 +233,8 @@ def _molecule_tokenizer(args, init_model: MaM | None):
     if init_model is not None:
         tok = tokenizer_of(init_model)
         if tok is None:
-            raise CLIError(f"--init {args.init} is not a molecule model; molecular energies need one")
+            raise CLIError(f"--init {args.init} is not a molecule model; molecular energies need "
+                           "one")
         return tok
     return default_tokenizer(args.length)
 
@@ -277,11 +293,13 @@ def run_train_eb(args) -> None:
 
     model = _resume_or_new(args, build)
     if model.D != energy.D or model.K != energy.K:
-        raise CLIError(f"the model has D={model.D}, K={model.K} but the energy needs D={energy.D}, K={energy.K}")
+        raise CLIError(f"the model has D={model.D}, K={model.K} but the energy needs D={energy.D}, "
+                       f"K={energy.K}")
     template = _eb_template(args, model)
     cfg = _train_config(args, args.preset)
     if init_model is not None:
-        res = fine_tune(model, energy, cfg, beta=args.beta, template=template, prior=init_model, run_info=info, **_train_kwargs(args))
+        res = fine_tune(model, energy, cfg, beta=args.beta, template=template, prior=init_model,
+                        run_info=info, **_train_kwargs(args))
         _report(res, f"fine-tuning (β={args.beta:g})")
     else:
         res = train_eb(model, energy, cfg, template=template, run_info=info, **_train_kwargs(args))
@@ -290,28 +308,35 @@ def run_train_eb(args) -> None:
 
 def add_parsers(sub) -> None:
     """The training subcommands (train-arm, distill, train-eb)."""
-    p = sub.add_parser("train-arm", help="stage 1: fit any-order conditionals (AO-ARM objective) on data")
+    p = sub.add_parser("train-arm",
+                       help="stage 1: fit any-order conditionals (AO-ARM objective) on data")
     _add_data(p)
     _add_train(p, "cpu_tiny")
     _add_network(p)
     p.add_argument("--eval-every", type=int, default=0,
-                   help="molecules: every N steps add held-out NLL (MOSES test) and sample quality to the history")
-    p.add_argument("--eval-molecules", type=int, default=1000, help="held-out molecules for --eval-every")
-    p.add_argument("--eval-samples", type=int, default=128, help="samples for the quality check of --eval-every")
+                   help="molecules: every N steps add held-out NLL (MOSES test) and sample "
+                        "quality to the history")
+    p.add_argument("--eval-molecules", type=int, default=1000,
+                   help="held-out molecules for --eval-every")
+    p.add_argument("--eval-samples", type=int, default=128,
+                   help="samples for the quality check of --eval-every")
     p.set_defaults(func=run_train_arm)
 
     p = sub.add_parser("distill", help="stage 2: distil one-pass marginals from a stage-1 model")
     _add_data(p)
     p.add_argument("--init", required=True, help="stage-1 checkpoint to start from")
     _add_train(p, "cpu_tiny")
-    p.add_argument("--data-fraction", type=float, help="share of each batch from data (rest: on-policy chains)")
+    p.add_argument("--data-fraction", type=float,
+                   help="share of each batch from data (rest: on-policy chains)")
     p.add_argument("--gibbs-k", type=int, help="censor-and-resample block size (default 4)")
     p.add_argument(
         "--marginal-pool",
         choices=["cls", "cls+sum"],
-        help="shape of the marginal head (default: the stage-1 checkpoint's); cls+sum adds per-position scores",
+        help="shape of the marginal head (default: the stage-1 checkpoint's); cls+sum adds "
+             "per-position scores",
     )
-    p.add_argument("--no-warm-start", action="store_true", help="do not start θ's trunk from φ's trained trunk")
+    p.add_argument("--no-warm-start", action="store_true",
+                   help="do not start θ's trunk from φ's trained trunk")
     p.set_defaults(func=run_distill)
 
     p = sub.add_parser("train-eb", help="energy-based training towards p*(x) ∝ f(x), no data")
@@ -320,19 +345,24 @@ def add_parsers(sub) -> None:
     p.add_argument("--ising-size", type=int, help="Ising lattice side N (D = N*N)")
     p.add_argument("--sigma", type=float, default=0.1, help="Ising coupling σ (default 0.1)")
     p.add_argument("--bias", type=float, default=0.2, help="Ising field (default 0.2)")
-    p.add_argument("--target", type=float, help="target value of the property (lipophilicity: logP, paper -4)")
+    p.add_argument("--target", type=float,
+                   help="target value of the property (lipophilicity: logP, paper -4)")
     p.add_argument("--tau", type=float, help="temperature of the reward (lipophilicity: paper 0.1)")
     p.add_argument("--smarts", help="substructure energy: SMARTS pattern that must be present")
-    p.add_argument("--length", type=int, default=55, help="molecular energies from scratch: D (paper 55)")
+    p.add_argument("--length", type=int, default=55,
+                   help="molecular energies from scratch: D (paper 55)")
     p.add_argument(
         "--init",
         help="fine-tune this checkpoint (e.g. data/models/default.pt) towards p_prior^β·f "
         "instead of training a new network towards f",
     )
-    p.add_argument("--beta", type=float, default=1.0, help="with --init: weight β of the prior (0 = reward only)")
-    p.add_argument("--fragment", help="molecule models: SMILES fragment kept fixed (a fixed substructure)")
+    p.add_argument("--beta", type=float, default=1.0,
+                   help="with --init: weight β of the prior (0 = reward only)")
+    p.add_argument("--fragment",
+                   help="molecule models: SMILES fragment kept fixed (a fixed substructure)")
     p.add_argument("--start", type=int, default=0, help="position of the fragment's first token")
-    p.add_argument("--template", help="token models: ids with ? for the positions to train on, inline or a file")
+    p.add_argument("--template",
+                   help="token models: ids with ? for the positions to train on, inline or a file")
     _add_train(p, "mlp_eb")
     _add_network(p)
     p.add_argument("--sc-weight", type=float, help="λ, the self-consistency weight (default 4)")

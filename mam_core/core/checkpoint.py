@@ -127,7 +127,8 @@ def save_checkpoint(
     return path
 
 
-def save(model: MaM, path: str | os.PathLike, metadata: dict | None = None, half: bool = False) -> Path:
+def save(model: MaM, path: str | os.PathLike, metadata: dict | None = None,
+         half: bool = False) -> Path:
     """Save a model for use (no optimizer state). See :func:`save_checkpoint`."""
     return save_checkpoint(model, path, metadata, half=half)
 
@@ -143,7 +144,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is not a MaM Studio checkpoint (not a PyTorch archive; corrupt or foreign file)")
+        raise CheckpointError(f"{path} is not a MaM Studio checkpoint (not a PyTorch archive; "
+                              "corrupt or foreign file)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch raise many types for bad bytes
@@ -151,12 +153,15 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         if "Weights only load failed" in text or "Unsupported global" in text:
             reason = "it holds Python objects that would need code execution to load; refused"
         else:
-            reason = f"corrupt or truncated ({type(err).__name__}: {text.strip().splitlines()[0][:200] if text.strip() else ''})"
-        raise CheckpointError(f"{path} cannot be loaded as a MaM Studio checkpoint: {reason}") from None
+            first = text.strip().splitlines()[0][:200] if text.strip() else ""
+            reason = f"corrupt or truncated ({type(err).__name__}: {first})"
+        raise CheckpointError(f"{path} cannot be loaded as a MaM Studio checkpoint: "
+                              f"{reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a MaM Studio checkpoint (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}; this build reads {VERSION}")
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}; this build "
+                              f"reads {VERSION}")
     try:
         config = NetworkConfig.from_dict(json.loads(payload["config"]))
         vocab = Vocabulary.from_dict(json.loads(payload["vocab"]))
@@ -164,11 +169,13 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         model = MaM(config, vocab, metadata)
         model.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} has an invalid config or weights: {str(err)[:300]}") from None
+        raise CheckpointError(f"{path} has an invalid config or weights: "
+                              f"{str(err)[:300]}") from None
     from .model import resolve_device
 
     model.to(resolve_device(device))
-    return Checkpoint(model=model, metadata=metadata, train_state=payload.get("train_state"), path=str(path))
+    return Checkpoint(model=model, metadata=metadata, train_state=payload.get("train_state"),
+                      path=str(path))
 
 
 def _upgrade_histories(metadata: dict) -> dict:

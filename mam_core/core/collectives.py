@@ -43,7 +43,9 @@ def is_main() -> bool:
 
 
 def _comm_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def _reduce_flag(flag: bool, op) -> bool:
@@ -80,7 +82,8 @@ def mean_metrics(metrics: dict) -> dict:
 
 
 def gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate each rank's ``t`` along dim 0, in rank order (all ranks get the result, on CPU)."""
+    """Concatenate each rank's ``t`` along dim 0, in rank order (all ranks get the result, on
+    CPU)."""
     if not is_distributed():
         return t.detach().cpu()
     dev = _comm_device()
@@ -97,9 +100,12 @@ def global_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     x = x.detach().flatten()
     if not is_distributed():
-        return x.mean(), (x.std() if x.numel() > 1 else torch.zeros((), dtype=x.dtype, device=x.device))
+        if x.numel() > 1:
+            return x.mean(), x.std()
+        return x.mean(), torch.zeros((), dtype=x.dtype, device=x.device)
     x = x.double()
-    s = torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()), dtype=x.dtype, device=x.device)])
+    s = torch.stack([x.sum(), (x * x).sum(),
+                     torch.tensor(float(x.numel()), dtype=x.dtype, device=x.device)])
     s = s.to(_comm_device())
     dist.all_reduce(s)
     s = s.to(x.device)

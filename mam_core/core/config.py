@@ -65,7 +65,8 @@ class NetworkConfig:
         if self.arch == "transformer" and self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.marginal_pool not in MARGINAL_POOLS:
-            raise ValueError(f"unknown marginal_pool {self.marginal_pool!r}; valid: {list(MARGINAL_POOLS)}")
+            raise ValueError(f"unknown marginal_pool {self.marginal_pool!r}; valid: "
+                             f"{list(MARGINAL_POOLS)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -86,7 +87,8 @@ class TrainConfig:
     steps: int = 2000  # optimizer steps
     batch_size: int = 256  # examples (or persistent chains) per step
     lr: float = 1e-3  # Adam learning rate at the start
-    lr_min_ratio: float = 0.05  # cosine decay ends at lr * lr_min_ratio (keeps normalisation stable)
+    # cosine decay ends at lr * lr_min_ratio (keeps normalisation stable)
+    lr_min_ratio: float = 0.05
     warmup: int = 0  # linear warm-up steps
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # global-norm clip; 0 disables

@@ -29,7 +29,8 @@ class DataError(ValueError):
     """A data file or spec could not be read; the message names the file, line and reason."""
 
 
-def parse_token_rows(lines, mask_id: int | None = None, K: int | None = None, source: str = "input") -> torch.Tensor:
+def parse_token_rows(lines, mask_id: int | None = None, K: int | None = None,
+                     source: str = "input") -> torch.Tensor:
     """Parse text rows of integer ids (``?`` = masked) into a ``(N, D)`` LongTensor."""
     rows: list[list[int]] = []
     for lineno, raw in enumerate(lines, 1):
@@ -40,18 +41,21 @@ def parse_token_rows(lines, mask_id: int | None = None, K: int | None = None, so
         for tok in (t for t in re.split(r"[\s,;]+", line) if t):
             if tok in MASK_CHARS:
                 if mask_id is None:
-                    raise DataError(f"{source}, line {lineno}: masked position '{tok}' is not allowed here")
+                    raise DataError(f"{source}, line {lineno}: masked position '{tok}' is not "
+                                    "allowed here")
                 row.append(mask_id)
                 continue
             try:
                 v = int(tok)
             except ValueError:
-                raise DataError(f"{source}, line {lineno}: {tok[:40]!r} is not an integer token id") from None
+                raise DataError(f"{source}, line {lineno}: {tok[:40]!r} is not an integer token "
+                                "id") from None
             if v < 0 or (K is not None and v >= K):
                 raise DataError(f"{source}, line {lineno}: id {v} out of range 0..{(K or 1) - 1}")
             row.append(v)
         if rows and len(row) != len(rows[0]):
-            raise DataError(f"{source}, line {lineno}: {len(row)} tokens, but earlier lines have {len(rows[0])}")
+            raise DataError(f"{source}, line {lineno}: {len(row)} tokens, but earlier lines have "
+                            f"{len(rows[0])}")
         rows.append(row)
     if not rows:
         raise DataError(f"{source}: no sequences found")
@@ -74,7 +78,8 @@ def load_token_file(source: str, allow_mask: bool = False):
             obj = torch.load(path, map_location="cpu", weights_only=True)
             if isinstance(obj, dict):
                 if "x" not in obj:
-                    raise DataError(f"{source}: a .pt data file must hold a tensor or a dict with key 'x'")
+                    raise DataError(f"{source}: a .pt data file must hold a tensor or a dict with "
+                                    "key 'x'")
                 vocab = Vocabulary.from_dict(obj["vocab"]) if obj.get("vocab") else None
                 obj = obj["x"]
             x = torch.as_tensor(obj)
@@ -84,7 +89,8 @@ def load_token_file(source: str, allow_mask: bool = False):
             with open(path, encoding="utf-8", errors="strict") as f:
                 x = parse_token_rows(f, mask_id=-1 if allow_mask else None, source=source)
         else:
-            raise DataError(f"{source}: unsupported data format {suffix!r} (use .pt, .npy, .txt or .csv)")
+            raise DataError(f"{source}: unsupported data format {suffix!r} (use .pt, .npy, .txt or "
+                            ".csv)")
     except DataError:
         raise
     except UnicodeDecodeError:
@@ -92,7 +98,8 @@ def load_token_file(source: str, allow_mask: bool = False):
     except Exception as err:
         raise DataError(f"{source}: could not be read: {str(err)[:200]}") from None
     if x.dim() != 2 or x.dtype.is_floating_point or x.dtype == torch.bool:
-        raise DataError(f"{source}: expected an integer array of shape (N, D), got {tuple(x.shape)} {x.dtype}")
+        raise DataError(f"{source}: expected an integer array of shape (N, D), got "
+                        f"{tuple(x.shape)} {x.dtype}")
     x = x.long()
     if x.numel() and int(x.min()) < (-1 if allow_mask else 0):
         raise DataError(f"{source}: negative token ids")

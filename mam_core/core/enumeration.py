@@ -27,7 +27,8 @@ def all_states(D: int, K: int) -> torch.Tensor:
     return (k[:, None] // place) % K  # (K^D, D)
 
 
-def pairwise_field(D: int, K: int, seed: int, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def pairwise_field(D: int, K: int, seed: int,
+                   scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """A random pairwise Markov random field; returns ``(states, exact log-probs (K**D,))``."""
     g = torch.Generator().manual_seed(seed)
     unary = scale * torch.randn(D, K, generator=g, dtype=torch.float64)
@@ -40,7 +41,8 @@ def pairwise_field(D: int, K: int, seed: int, scale: float = 1.0) -> tuple[torch
     return xs, e - torch.logsumexp(e, 0)
 
 
-def exact_log_marginal(xs: torch.Tensor, logp: torch.Tensor, x_partial: torch.Tensor, mask_id: int) -> torch.Tensor:
+def exact_log_marginal(xs: torch.Tensor, logp: torch.Tensor, x_partial: torch.Tensor,
+                       mask_id: int) -> torch.Tensor:
     """``log p(x_S) = log Σ_{completions} p(x)`` for each partial row, by enumeration.
 
     Args:

@@ -79,7 +79,9 @@ def log_likelihood_arm(
     try:
         per_order = torch.stack(
             [
-                log_likelihood_arm_given_order(model, x, make_orders(spec, x.shape[0], model.D, x.device, gen))
+                log_likelihood_arm_given_order(
+                    model, x, make_orders(spec, x.shape[0], model.D, x.device, gen)
+                )
                 for _ in range(num_orders)
             ]
         )  # (M, B)
@@ -97,7 +99,8 @@ def arm_log_likelihood(model, x: torch.Tensor, chunk: int | None = None) -> torc
     B, D = x.shape
     pos = torch.arange(D, device=x.device)
     visible = pos[None, :] < pos[:, None]  # (D, D): prefix d shows positions < d
-    prefixes = torch.where(visible[None], x[:, None, :], model.mask_id).reshape(B * D, D)  # (B·D, D)
+    prefixes = torch.where(visible[None], x[:, None, :], model.mask_id)  # (B, D, D)
+    prefixes = prefixes.reshape(B * D, D)  # (B·D, D)
     parts = prefixes.split(chunk) if chunk else (prefixes,)
     logits = torch.cat([model.conditional_logits(p, check=False) for p in parts])
     logits = logits.view(B, D, D, -1)  # (B, d, D, K)

@@ -53,12 +53,14 @@ class MaM(nn.Module):
             the checkpoint.
     """
 
-    def __init__(self, config: NetworkConfig, vocab: Vocabulary | None = None, metadata: dict | None = None):
+    def __init__(self, config: NetworkConfig, vocab: Vocabulary | None = None,
+                 metadata: dict | None = None):
         super().__init__()
         self.config = config
         self.vocab = vocab if vocab is not None else Vocabulary.integers(config.K)
         if self.vocab.K != config.K:
-            raise ValueError(f"vocabulary has {self.vocab.K} tokens but the network expects K={config.K}")
+            raise ValueError(f"vocabulary has {self.vocab.K} tokens but the network expects "
+                             f"K={config.K}")
         self.metadata: dict = dict(metadata or {})
         self.net = build_network(config)
 
@@ -73,7 +75,9 @@ class MaM(nn.Module):
         cfg = NetworkConfig.from_dict({**self.config.to_dict(), "marginal_pool": pool})
         new = MaM(cfg, self.vocab, dict(self.metadata)).to(self.device)
         own = new.net.state_dict()
-        kept = {k: v for k, v in self.net.state_dict().items() if k in own and own[k].shape == v.shape}
+        kept = {
+            k: v for k, v in self.net.state_dict().items() if k in own and own[k].shape == v.shape
+        }
         new.net.load_state_dict(kept, strict=False)
         return new
 
@@ -114,7 +118,9 @@ class MaM(nn.Module):
             hi = self.mask_id if allow_mask else self.K - 1
             lo_v, hi_v = int(x.min()), int(x.max())
             if lo_v < 0 or hi_v > hi:
-                what = f"0..{self.K - 1} or the mask id {self.K}" if allow_mask else f"0..{self.K - 1}"
+                what = f"0..{self.K - 1}"
+                if allow_mask:
+                    what += f" or the mask id {self.K}"
                 raise ValueError(f"token ids must be in {what}; found values {lo_v}..{hi_v}")
         return x.to(device=self.device, dtype=torch.long)
 
@@ -167,19 +173,24 @@ class MaM(nn.Module):
         return self.net.warm_start_marginal()
 
     # ------------------------------------------------------------------ slow reference + sampling
-    def log_likelihood_arm(self, x: torch.Tensor, num_orders: int = 1, order=None, seed: int | None = None):
-        """Exact AO-ARM log-likelihood with D sequential passes; see :mod:`mam_core.core.likelihood`."""
+    def log_likelihood_arm(self, x: torch.Tensor, num_orders: int = 1, order=None,
+                           seed: int | None = None):
+        """Exact AO-ARM log-likelihood with D sequential passes; see
+        :mod:`mam_core.core.likelihood`."""
         from .likelihood import log_likelihood_arm
 
         return log_likelihood_arm(self, x, num_orders=num_orders, order=order, seed=seed)
 
-    def sample(self, n: int, order="random", template=None, temperature: float = 1.0, seed: int | None = None, **kw):
+    def sample(self, n: int, order="random", template=None, temperature: float = 1.0,
+               seed: int | None = None, **kw):
         """Any-order ancestral sampling; see :func:`mam_core.core.sampling.sample`."""
         from .sampling import sample
 
-        return sample(self, n, order=order, template=template, temperature=temperature, seed=seed, **kw)
+        return sample(self, n, order=order, template=template, temperature=temperature, seed=seed,
+                      **kw)
 
-    def censor_and_resample(self, x: torch.Tensor, k: int, order="random", seed: int | None = None, **kw):
+    def censor_and_resample(self, x: torch.Tensor, k: int, order="random", seed: int | None = None,
+                            **kw):
         """Block-Gibbs move; see :func:`mam_core.core.sampling.censor_and_resample`."""
         from .sampling import censor_and_resample
 

@@ -77,7 +77,8 @@ class ResidualMLPTrunk(nn.Module):
         super().__init__()
         self.K = cfg.K
         self.inp = nn.Linear(cfg.D * (cfg.K + 1), cfg.hidden)
-        self.blocks = nn.Sequential(*[_ResidualBlock(cfg.hidden, cfg.dropout) for _ in range(cfg.n_layers)])
+        self.blocks = nn.Sequential(*[_ResidualBlock(cfg.hidden, cfg.dropout)
+                                      for _ in range(cfg.n_layers)])
         self.norm = nn.LayerNorm(cfg.hidden)
         self.out_dim = cfg.hidden
 
@@ -122,7 +123,9 @@ class TwoHeadNet(nn.Module):
         width = self.marginal_trunk.out_dim
         self.marginal_head = _MarginalHead(width)
         self.position_head = (
-            _PositionSumHead(width) if cfg.arch == "transformer" and cfg.marginal_pool == "cls+sum" else None
+            _PositionSumHead(width)
+            if cfg.arch == "transformer" and cfg.marginal_pool == "cls+sum"
+            else None
         )
         if cfg.arch == "transformer":
             self.conditional_head = nn.Linear(width, cfg.K)  # applied per position

@@ -69,7 +69,8 @@ def ao_arm_loss(model, x: torch.Tensor, generator: torch.Generator | None = None
     B, D = x.shape
     orders, cut = random_cut(B, D, x.device, generator)
     masked = rank_of(orders) >= cut[:, None]  # (B, D): σ(≥d) hidden
-    logits = model.conditional_logits(torch.where(masked, model.mask_id, x), check=False)  # (B, D, K)
+    x_masked = torch.where(masked, model.mask_id, x)  # (B, D)
+    logits = model.conditional_logits(x_masked, check=False)  # (B, D, K)
     lp = F.log_softmax(logits, dim=-1).gather(2, x.unsqueeze(-1)).squeeze(-1)  # (B, D)
     n_masked = masked.sum(dim=1)  # D - d + 1
     per_seq = -(D / n_masked) * (lp * masked).sum(dim=1)  # (B,)
@@ -78,7 +79,8 @@ def ao_arm_loss(model, x: torch.Tensor, generator: torch.Generator | None = None
     return LossOutput(loss, {"nll_nats": nats, "bits_per_dim": nats / (D * math.log(2))})
 
 
-def consistency_pairs(x: torch.Tensor, mask_id: int, generator=None, frozen: torch.Tensor | None = None):
+def consistency_pairs(x: torch.Tensor, mask_id: int, generator=None,
+                      frozen: torch.Tensor | None = None):
     """Sample one self-consistency constraint per row.
 
     Returns ``(x_prev, x_cur, pos)``: ``x_prev`` shows σ(<d), ``x_cur`` shows σ(≤d), and ``pos``
@@ -117,7 +119,8 @@ def self_consistency_loss(
     B, D = x.shape
     x_prev, x_cur, pos = consistency_pairs(x, model.mask_id, generator, frozen)
     parts = [x_prev, x_cur] + ([extra_rows] if extra_rows is not None else [])
-    lm = model.log_marginal(torch.cat(parts, dim=0), check=False)  # one trunk pass for every marginal
+    # one trunk pass for every marginal
+    lm = model.log_marginal(torch.cat(parts, dim=0), check=False)
     lm_prev, lm_cur, lm_extra = lm[:B], lm[B : 2 * B], lm[2 * B :]
     rows = torch.arange(B, device=x.device)
     with torch.set_grad_enabled(train_conditional and torch.is_grad_enabled()):
@@ -141,7 +144,8 @@ def energy_based_loss(
 ) -> LossOutput:
     """Energy-based objective (DESIGN §2b): REINFORCE for KL(p_θ‖p*) plus λ·L_sc.
 
-    ``r = stopgrad(log p_θ(x) − log f(x))`` standardised over the batch, ``L_kl = mean(r·log p_θ(x))``.
+    ``r = stopgrad(log p_θ(x) − log f(x))`` standardised over the batch,
+    ``L_kl = mean(r·log p_θ(x))``.
     The samples ``x`` come from ``p_φ`` (persistent chains); self-consistency ties ``p_φ`` to
     ``p_θ`` so the samples follow the model being trained.
 
@@ -165,7 +169,8 @@ def reinforce_kl(logp: torch.Tensor, log_f: torch.Tensor) -> LossOutput:
     """
     if not torch.isfinite(log_f).all():
         bad = int((~torch.isfinite(log_f)).sum())
-        raise ValueError(f"the energy returned {bad} non-finite values (NaN/inf); energies must be finite")
+        raise ValueError(f"the energy returned {bad} non-finite values (NaN/inf); energies must be "
+                         "finite")
     r = (logp - log_f).detach()  # (B,)
     mean, std = global_mean_std(r)  # over every rank's samples under torchrun
     r_std = (r - mean) / (std + 1e-8)
@@ -179,6 +184,7 @@ def reinforce_kl(logp: torch.Tensor, log_f: torch.Tensor) -> LossOutput:
     })
 
 
-def arm_eb_loss(model, x: torch.Tensor, log_f: torch.Tensor, chunk: int | None = None) -> LossOutput:
+def arm_eb_loss(model, x: torch.Tensor, log_f: torch.Tensor,
+                chunk: int | None = None) -> LossOutput:
     """REINFORCE for ``KL(p_ARM ‖ p*)`` on exact samples ``x`` from the ARM (left to right)."""
     return reinforce_kl(arm_log_likelihood(model, x, chunk), log_f)

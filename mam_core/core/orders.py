@@ -53,7 +53,8 @@ def make_orders(
     if t.dim() == 1:
         t = t.expand(n, -1)
     if t.dim() != 2 or t.shape != (n, D):
-        raise ValueError(f"an order must have shape (D,) or (n, D) = ({n}, {D}); got {tuple(t.shape)}")
+        raise ValueError(f"an order must have shape (D,) or (n, D) = ({n}, {D}); got "
+                         f"{tuple(t.shape)}")
     expected = torch.arange(D, device=device).expand(n, D)
     if not torch.equal(t.sort(dim=1).values, expected):
         raise ValueError(f"an order must be a permutation of 0..{D - 1} in every row")
@@ -96,7 +97,8 @@ def parse_order(text: str, D: int) -> torch.Tensor:
         try:
             pos = int(tok)
         except ValueError:
-            raise ValueError(f"{tok!r} is not a position; type integers between 0 and {D - 1}") from None
+            raise ValueError(f"{tok!r} is not a position; type integers between 0 and "
+                             f"{D - 1}") from None
         if not 0 <= pos < D:
             raise ValueError(f"position {pos} is outside 0..{D - 1}")
         if pos in listed:

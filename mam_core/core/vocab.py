@@ -102,8 +102,8 @@ class Vocabulary:
             if len(ids) < length:
                 if self.pad_id is None:
                     raise ValueError(
-                        f"sequence has {len(ids)} tokens but D={length} and this vocabulary "
-                        "has no pad token"
+                        f"sequence has {len(ids)} tokens but D={length} and this vocabulary has no "
+                        "pad token"
                     )
                 ids += [self.pad_id] * (length - len(ids))
         return ids
@@ -124,7 +124,8 @@ class Vocabulary:
         unknown = set(d) - {"tokens", "pad_token", "name"}
         if unknown:
             raise ValueError(f"unknown vocabulary keys: {sorted(unknown)}")
-        return cls(tokens=tuple(d["tokens"]), pad_token=d.get("pad_token"), name=d.get("name", "generic"))
+        return cls(tokens=tuple(d["tokens"]), pad_token=d.get("pad_token"),
+                   name=d.get("name", "generic"))
 
     @classmethod
     def integers(cls, K: int, name: str = "generic") -> "Vocabulary":  # noqa: N803

@@ -1,7 +1,7 @@
 """Multi-process training under ``torchrun``: one process per GPU (NCCL) or per CPU worker (gloo).
 
-Every trainer goes through :func:`mam_core.training.loop.run_training`, which asks this module who it
-is (rank, world size) and wraps the network in ``DistributedDataParallel`` when there is more
+Every trainer goes through :func:`mam_core.training.loop.run_training`, which asks this module who
+it is (rank, world size) and wraps the network in ``DistributedDataParallel`` when there is more
 than one process. Everything here is a no-op in a single process, so the same code runs
 unchanged with or without ``torchrun``.
 
@@ -103,7 +103,8 @@ def local_batch(global_batch: int) -> int:
 
 
 def rank_seed(seed: int) -> int:
-    """Rank 0 keeps ``seed`` (single-process runs are unchanged); other ranks draw their own streams."""
+    """Rank 0 keeps ``seed`` (single-process runs are unchanged); other ranks draw their own
+    streams."""
     return seed + 1_000_003 * rank()
 
 
@@ -120,7 +121,8 @@ class ShardedBatches:
         if n < 1:
             raise ValueError("the training data is empty")
         self.batch = batch
-        self.sampler = DistributedSampler(range(n), num_replicas=world_size(), rank=rank(), shuffle=True, seed=seed)
+        self.sampler = DistributedSampler(range(n), num_replicas=world_size(), rank=rank(),
+                                          shuffle=True, seed=seed)
         self._epoch: int | None = None
         self._indices: list[int] = []
 

@@ -54,7 +54,8 @@ class TrainResult:
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then cosine decay to ``lr_min_ratio``."""
+    """Learning-rate multiplier at ``step``: linear warm-up, then cosine decay to
+    ``lr_min_ratio``."""
     if cfg.warmup and step < cfg.warmup:
         return (step + 1) / cfg.warmup
     span = max(cfg.steps - cfg.warmup, 1)
@@ -95,7 +96,8 @@ def run_training(
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = generator if generator is not None else _seeded_generator(model, cfg.seed)
-    ckpt = Checkpointer(model, opt, gen, cfg, stage, state if state is not None else {}, out_dir, run_info)
+    ckpt = Checkpointer(model, opt, gen, cfg, stage, state if state is not None else {}, out_dir,
+                        run_info)
     step = ckpt.resume() if resume else 0
     model.train()
     t_start = time.perf_counter()
@@ -169,8 +171,8 @@ def _backward(loss: torch.Tensor, opt, params: list, grad_clip: float) -> tuple[
 def _diverged(stage: str, bad_in_row: int, step: int, ckpt_path) -> TrainingDiverged:
     where = f"; the last good checkpoint is {ckpt_path}" if ckpt_path and ckpt_path.exists() else ""
     return TrainingDiverged(
-        f"{stage}: {bad_in_row} consecutive non-finite losses/gradients at step {step}"
-        f" (try a lower --lr){where}"
+        f"{stage}: {bad_in_row} consecutive non-finite losses/gradients at step {step} (try a "
+        f"lower --lr){where}"
     )
 
 

@@ -111,7 +111,8 @@ class Checkpointer:
         self.model, self.opt, self.gen, self.stage, self.state = model, opt, gen, stage, state
         self.history: list = []
         self.skipped = 0
-        self.record = {"stage": stage, "config": cfg.to_dict(), **(run_info or {}), "history": self.history}
+        self.record = {"stage": stage, "config": cfg.to_dict(), **(run_info or {}),
+                       "history": self.history}
         self.stages = list(model.metadata.get("training", []))
 
     def resume(self) -> int:
@@ -204,6 +205,6 @@ class Checkpointer:
             gen.set_state(ts["rng"])
         else:
             log.warning(
-                "the checkpoint was written by a different number of processes; "
-                "random streams are reseeded"
+                "the checkpoint was written by a different number of processes; random streams "
+                "are reseeded"
             )

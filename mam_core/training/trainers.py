@@ -61,7 +61,8 @@ def _init_chains(model: MaM, n: int, gen, template: torch.Tensor | None = None) 
     return sample(model, n, order="random", template=template, generator=gen)
 
 
-def distill(model: MaM, data: torch.Tensor, cfg: TrainConfig, warm_start: bool = True, **kw) -> TrainResult:
+def distill(model: MaM, data: torch.Tensor, cfg: TrainConfig, warm_start: bool = True,
+            **kw) -> TrainResult:
     """Stage 2: distil the marginal head θ from the frozen conditionals φ by self-consistency,
     on a mixture of data and persistent on-policy chains refreshed by censor-and-resample.
 
@@ -69,7 +70,8 @@ def distill(model: MaM, data: torch.Tensor, cfg: TrainConfig, warm_start: bool =
     before (separate trunks only; a resumed run restores its own weights afterwards anyway).
     """
     data = _check_data(model, data)
-    if warm_start and not any(r.get("stage") == "distill" for r in model.metadata.get("training", [])):
+    if warm_start and not any(r.get("stage") == "distill"
+                              for r in model.metadata.get("training", [])):
         model.warm_start_marginal()
     per_rank = dist.local_batch(cfg.batch_size)
     n_data = int(round(per_rank * cfg.data_fraction))
@@ -81,7 +83,8 @@ def distill(model: MaM, data: torch.Tensor, cfg: TrainConfig, warm_start: bool =
     def step_fn(step, gen):
         parts = [batch(step)] if n_data else []
         if n_chain:
-            state["chains"].copy_(censor_and_resample(model, state["chains"], cfg.gibbs_k, generator=gen))
+            state["chains"].copy_(censor_and_resample(model, state["chains"], cfg.gibbs_k,
+                                                      generator=gen))
             parts.append(state["chains"])
         loss, _, _ = self_consistency_loss(model, torch.cat(parts), gen, train_conditional=False)
         return loss
@@ -109,17 +112,21 @@ def train_eb(
     if template is not None:
         template = model.check_input(template)[0]
         frozen = template != model.mask_id
-    state = {"chains": _init_chains(model, dist.local_batch(cfg.batch_size), _chain_generator(model, cfg), template)}
+    state = {"chains": _init_chains(model, dist.local_batch(cfg.batch_size),
+                                    _chain_generator(model, cfg), template)}
 
     def step_fn(step, gen):
-        chains = censor_and_resample(model, state["chains"], cfg.gibbs_k, frozen=frozen, generator=gen)
+        chains = censor_and_resample(model, state["chains"], cfg.gibbs_k, frozen=frozen,
+                                     generator=gen)
         state["chains"].copy_(chains)
         with torch.no_grad():
             lf = torch.as_tensor(log_f(chains), dtype=torch.float32, device=model.device)
         if lf.shape != (chains.shape[0],):
-            raise ValueError(f"the energy must return shape ({chains.shape[0]},), got {tuple(lf.shape)}")
+            raise ValueError(f"the energy must return shape ({chains.shape[0]},), got "
+                             f"{tuple(lf.shape)}")
         out = energy_based_loss(model, chains, lf, cfg.sc_weight, gen, frozen)
-        out.metrics.update(getattr(log_f, "last_metrics", None) or {})  # e.g. the raw reward when fine-tuning
+        # e.g. the raw reward when fine-tuning
+        out.metrics.update(getattr(log_f, "last_metrics", None) or {})
         return out
 
     return run_training(model, step_fn, cfg, "eb", state=state, **kw)

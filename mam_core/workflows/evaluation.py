@@ -86,10 +86,12 @@ def correlations(a, b) -> dict[str, float]:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return {"spearman": float("nan"), "pearson": float("nan")}
-    return {"spearman": float(stats.spearmanr(a, b).statistic), "pearson": float(stats.pearsonr(a, b).statistic)}
+    return {"spearman": float(stats.spearmanr(a, b).statistic),
+            "pearson": float(stats.pearsonr(a, b).statistic)}
 
 
-def mask_random_subsets(x: torch.Tensor, mask_id: int, fraction: float = 0.5, seed: int = 0) -> torch.Tensor:
+def mask_random_subsets(x: torch.Tensor, mask_id: int, fraction: float = 0.5,
+                        seed: int = 0) -> torch.Tensor:
     """Hide each position independently with probability ``fraction`` (partial molecules)."""
     g = torch.Generator().manual_seed(seed)
     hide = torch.rand(x.shape, generator=g) < fraction
@@ -103,7 +105,8 @@ def _sync(device: torch.device) -> None:
 
 @torch.no_grad()
 def likelihood_agreement(
-    model: MaM, x: torch.Tensor, num_orders: int = 1, batch_size: int = 256, seed: int = 0, with_arm: bool = True
+    model: MaM, x: torch.Tensor, num_orders: int = 1, batch_size: int = 256, seed: int = 0,
+    with_arm: bool = True
 ) -> LikelihoodAgreement:
     """Score ``x`` (complete or partial) both ways, timed side by side in one run
     (``with_arm=False``: MaM only)."""
@@ -118,12 +121,15 @@ def likelihood_agreement(
     t_mam = time.perf_counter() - t0
     observed = (x != model.mask_id).sum(1).cpu().numpy()  # (N,) |S| per row
     if not with_arm:
-        return LikelihoodAgreement(mam.double().cpu().numpy(), np.full(len(x), np.nan), t_mam, None, model.D, observed)
+        return LikelihoodAgreement(mam.double().cpu().numpy(), np.full(len(x), np.nan), t_mam, None,
+                                   model.D, observed)
     t0 = time.perf_counter()
-    arm = torch.cat([model.log_likelihood_arm(b, num_orders=num_orders, seed=seed + i) for i, b in enumerate(batches)])
+    arm = torch.cat([model.log_likelihood_arm(b, num_orders=num_orders, seed=seed + i)
+                     for i, b in enumerate(batches)])
     _sync(model.device)
     t_arm = time.perf_counter() - t0
-    return LikelihoodAgreement(mam.double().cpu().numpy(), arm.cpu().numpy(), t_mam, t_arm, model.D, observed)
+    return LikelihoodAgreement(mam.double().cpu().numpy(), arm.cpu().numpy(), t_mam, t_arm, model.D,
+                               observed)
 
 
 @dataclass

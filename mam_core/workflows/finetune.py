@@ -6,11 +6,11 @@ moving towards the reward, so fine-tuning tilts the pretrained model itself:
 
     log p*(x) = β · log p_prior(x) + log f(x)
 
-with ``log p_prior`` the frozen pretrained MaM's one-pass marginal (one network pass per batch, which
-is what keeps fine-tuning cheap; an autoregressive prior would need D passes). ``β = 0`` is pure
-reward, large ``β`` stays at the prior. Optimisation is the ordinary energy-based objective
-(:func:`mam_core.training.trainers.train_eb`), so fixed substructures, checkpoints, resume and stop work the
-same way.
+with ``log p_prior`` the frozen pretrained MaM's one-pass marginal (one network pass per batch,
+which is what keeps fine-tuning cheap; an autoregressive prior would need D passes). ``β = 0`` is
+pure reward, large ``β`` stays at the prior. Optimisation is the ordinary energy-based objective
+(:func:`mam_core.training.trainers.train_eb`), so fixed substructures, checkpoints, resume and stop
+work the same way.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ class PriorTiltedTarget:
     the energy's ``log f`` alone, the number a chemist follows), which the trainer logs.
     """
 
-    def __init__(self, prior: MaM, energy: Callable[[torch.Tensor], torch.Tensor], beta: float = 1.0):
+    def __init__(self, prior: MaM, energy: Callable[[torch.Tensor], torch.Tensor],
+                 beta: float = 1.0):
         beta = float(beta)
         if not beta >= 0.0 or beta == float("inf"):
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        self.prior = prior.eval()  # used under no_grad only; its requires_grad flags stay as they are
+        # used under no_grad only; its requires_grad flags stay as they are
+        self.prior = prior.eval()
         self.energy = energy
         self.beta = beta
         self.last_metrics: dict[str, float] = {}
@@ -58,7 +60,8 @@ class PriorTiltedTarget:
 
 def energy_run_info(energy) -> dict:
     """What a run records about its reward: name, description and parameters (as JSON data)."""
-    info = {"energy": getattr(energy, "name", type(energy).__name__), "energy_description": getattr(energy, "description", "")}
+    info = {"energy": getattr(energy, "name", type(energy).__name__),
+            "energy_description": getattr(energy, "description", "")}
     params = getattr(energy, "params", None)
     if dataclasses.is_dataclass(params) and not isinstance(params, type):
         params = dataclasses.asdict(params)
@@ -84,13 +87,14 @@ def fine_tune(
         template: ``(D,)`` ids with the mask id at free positions; the rest is a fixed substructure.
         prior: the pretrained model (default: a frozen copy of ``model`` as it is now; pass it
             explicitly when ``model`` is a resumed, already fine-tuned run).
-        **kw: passed to :func:`mam_core.training.trainers.train_eb` (``out_dir``, ``resume``, ``stop_file``,
-            ``on_log``, ``progress``, ...).
+        **kw: passed to :func:`mam_core.training.trainers.train_eb` (``out_dir``, ``resume``,
+            ``stop_file``, ``on_log``, ``progress``, ...).
     """
     if prior is None:
         prior = copy.deepcopy(model)
     elif prior.D != model.D or prior.K != model.K:
-        raise ValueError(f"the prior has D={prior.D}, K={prior.K} but the model has D={model.D}, K={model.K}")
+        raise ValueError(f"the prior has D={prior.D}, K={prior.K} but the model has D={model.D}, "
+                         f"K={model.K}")
     target = PriorTiltedTarget(prior, energy, beta)
     info = {**energy_run_info(energy), **(kw.pop("run_info", None) or {})}
     info["beta"] = target.beta

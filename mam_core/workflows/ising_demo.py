@@ -41,21 +41,25 @@ def train_ising(
     """Energy-based MaM on an n×n periodic Ising model (residual-MLP heads)."""
     torch.manual_seed(seed)
     energy = IsingEnergy(n, sigma=sigma, bias=bias)
-    model = MaM(NetworkConfig(D=energy.D, K=2, arch="mlp", hidden=hidden, n_layers=3)).to(resolve_device("auto"))
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=lr, log_every=max(steps // 50, 1))
+    model = MaM(NetworkConfig(D=energy.D, K=2, arch="mlp", hidden=hidden,
+                              n_layers=3)).to(resolve_device("auto"))
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=lr,
+                      log_every=max(steps // 50, 1))
     result = train_eb(model, energy, cfg, progress=progress, on_log=on_log)
     return IsingRun(model, energy, result)
 
 
 @torch.no_grad()
-def compare_with_gibbs(run: IsingRun, n_samples: int = 1000, sweeps: int = 300, seed: int = 0) -> dict:
+def compare_with_gibbs(run: IsingRun, n_samples: int = 1000, sweeps: int = 300,
+                       seed: int = 0) -> dict:
     """Model samples against long-chain Gibbs ground truth: log f, magnetisation, and the
     model's one-pass log-likelihood of the ground-truth samples (their NLL is its negative mean)."""
     g = torch.Generator().manual_seed(seed)
     model_x = run.model.sample(n_samples, seed=seed).cpu()
     gibbs_x = run.energy.gibbs_sample(n_samples, sweeps, generator=g)
+    gibbs_log_p = run.model.log_marginal(gibbs_x.to(run.model.device))
     return {
-        "gibbs_log_p_mam": run.model.log_marginal(gibbs_x.to(run.model.device)).double().cpu().numpy(),
+        "gibbs_log_p_mam": gibbs_log_p.double().cpu().numpy(),
         "model_log_f": run.energy(model_x).double().numpy(),
         "gibbs_log_f": run.energy(gibbs_x).double().numpy(),
         "model_magnetisation": (2 * model_x.double() - 1).mean(1).numpy(),
@@ -63,7 +67,8 @@ def compare_with_gibbs(run: IsingRun, n_samples: int = 1000, sweeps: int = 300, 
     }
 
 
-def ising_samples(spec: str, n: int, seed: int = 0, sweeps: int = 500) -> tuple[torch.Tensor, Vocabulary]:
+def ising_samples(spec: str, n: int, seed: int = 0,
+                  sweeps: int = 500) -> tuple[torch.Tensor, Vocabulary]:
     """Gibbs samples for ``ising:N[:SIGMA[:BIAS]]``: ``n`` ground-truth configurations of an N×N
     periodic Ising model drawn by a long Gibbs chain (for MLE runs on lattices).
 

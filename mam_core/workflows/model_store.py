@@ -48,13 +48,15 @@ def models_dir() -> Path:
 
 
 def sanitize_name(name: str) -> str:
-    """A safe file stem from a user-typed or uploaded name (``"My model (v2).pt"`` → ``"My_model_v2"``)."""
+    """A safe file stem from a user-typed or uploaded name (``"My model (v2).pt"`` →
+    ``"My_model_v2"``)."""
     stem = str(name).strip()
     if stem.lower().endswith(".pt"):
         stem = stem[:-3]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:64]
     if not stem:
-        raise ModelStoreError(f"{name!r} is not a usable model name: use letters, digits, '-', '_' or '.'")
+        raise ModelStoreError(f"{name!r} is not a usable model name: use letters, digits, '-', '_' "
+                              "or '.'")
     if stem == DEFAULT_NAME:
         raise ModelStoreError("'default' is the shipped model's name; choose another")
     return stem
@@ -74,7 +76,8 @@ class ModelInfo:
 
     def stages(self) -> str:
         """A one-line training summary: ``arm 3000 → distill 4000 → eb 300``."""
-        return " → ".join(f"{r.get('stage')} {r.get('steps_done', '?')}" for r in (self.training or [])) or "—"
+        return " → ".join(f"{r.get('stage')} {r.get('steps_done', '?')}"
+                          for r in (self.training or [])) or "—"
 
 
 def _info(name: str, path: Path, is_default: bool) -> ModelInfo:
@@ -86,7 +89,8 @@ def _info(name: str, path: Path, is_default: bool) -> ModelInfo:
         return info
     info.D, info.K = ck.model.D, ck.model.K
     info.tokenizer = (ck.metadata.get("tokenizer") or {}).get("kind")
-    info.training = [{**r, "history": r.get("history", [])} for r in ck.metadata.get("training", [])]
+    info.training = [{**r, "history": r.get("history", [])}
+                     for r in ck.metadata.get("training", [])]
     return info
 
 
@@ -121,13 +125,15 @@ def save_model(model: MaM, name: str, overwrite: bool = False) -> Path:
 def import_model(filename: str, data: bytes, max_bytes: int = MAX_IMPORT_BYTES) -> Path:
     """Keep an uploaded checkpoint after checking it loads safely (no code execution)."""
     if len(data) > max_bytes:
-        raise ModelStoreError(f"{filename} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+        raise ModelStoreError(f"{filename} is {len(data) / 2**20:.1f} MB; the limit is "
+                              f"{max_bytes / 2**20:.0f} MB")
     name = sanitize_name(Path(str(filename)).name)
     folder = models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.pt"
     if target.exists():
-        raise ModelStoreError(f"a model named {name!r} already exists; delete it first or rename the file")
+        raise ModelStoreError(f"a model named {name!r} already exists; delete it first or rename "
+                              "the file")
     fd, tmp = tempfile.mkstemp(prefix=".upload.", suffix=".pt", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:

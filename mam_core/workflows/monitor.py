@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def molecule_monitor(
-    model: MaM, heldout: torch.Tensor, every: int, n_samples: int = 128, order: str = "random", seed: int = 0
+    model: MaM, heldout: torch.Tensor, every: int, n_samples: int = 128, order: str = "random",
+    seed: int = 0
 ) -> Callable[[dict], None]:
     """An ``on_log`` callback adding held-out NLL and sample quality to every ``every``-th record.
 
@@ -57,6 +58,7 @@ def molecule_monitor(
                                quality=drug_like_quality(smiles))
         finally:
             model.train(was_training)
-        log.info("step %d: %s", step, {k: round(v, 4) for k, v in rec.items() if isinstance(v, float)})
+        log.info("step %d: %s", step,
+                 {k: round(v, 4) for k, v in rec.items() if isinstance(v, float)})
 
     return on_log

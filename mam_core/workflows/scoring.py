@@ -21,7 +21,8 @@ from ..chem.smiles_io import parse_smiles_text as _parse_smiles_text
 from ..core.model import MaM
 from .evaluation import correlations, likelihood_agreement
 
-__all__ = ["ScoreResult", "ScoringInputError", "decode_upload", "parse_smiles_text", "score_molecules", "position_distributions", "agreement"]
+__all__ = ["ScoreResult", "ScoringInputError", "decode_upload", "parse_smiles_text",
+           "score_molecules", "position_distributions", "agreement"]
 
 MAX_ROWS = 10_000
 MAX_UPLOAD_BYTES = 2 * 2**20
@@ -45,7 +46,8 @@ def parse_smiles_text(text: str, max_rows: int = MAX_ROWS) -> list[str]:
 def decode_upload(filename: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
     """The text of an uploaded SMILES/CSV file, refusing oversized or non-UTF-8 files by name."""
     if len(data) > max_bytes:
-        raise ScoringInputError(f"{filename} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+        raise ScoringInputError(f"{filename} is {len(data) / 2**20:.1f} MB; the limit is "
+                                f"{max_bytes / 2**20:.0f} MB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -92,11 +94,14 @@ def score_molecules(
         errors[idx] = msg
     t_mam, t_arm = 0.0, None
     if batch.kept:
-        scored = likelihood_agreement(model, batch.ids.to(model.device), num_orders, batch_size, seed, with_arm)
+        scored = likelihood_agreement(model, batch.ids.to(model.device), num_orders, batch_size,
+                                      seed, with_arm)
         mam[batch.kept], arm[batch.kept] = scored.mam, scored.arm
         t_mam, t_arm = scored.seconds_mam, scored.seconds_arm
-    table = pd.DataFrame({"input": list(smiles), "log_p_mam": mam, "log_p_arm": arm, "error": errors})
-    table.insert(3, "outlier_rank", table["log_p_mam"].rank(method="first", na_option="keep").astype("Int64"))
+    table = pd.DataFrame({"input": list(smiles), "log_p_mam": mam, "log_p_arm": arm,
+                          "error": errors})
+    table.insert(3, "outlier_rank",
+                 table["log_p_mam"].rank(method="first", na_option="keep").astype("Int64"))
     return ScoreResult(table, t_mam, t_arm, len(batch.kept))
 
 

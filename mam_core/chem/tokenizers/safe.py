@@ -30,7 +30,8 @@ class SafeTokenizer(SmilesTokenizer):
         try:
             text = safe.encode(smiles)
         except safe.SafeEncodingError as err:
-            raise TokenizationError(smiles, f"cannot be written as fragment blocks ({err})") from None
+            raise TokenizationError(smiles,
+                                    f"cannot be written as fragment blocks ({err})") from None
         return self.regex_tokens(text)
 
     def _tokens_to_smiles(self, tokens: list[str]) -> str:
