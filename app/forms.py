@@ -182,6 +182,6 @@ def resolve_order(settings: SamplingSettings, D: int):
     Raises:
         ValueError: typed positions that are not a valid order (the message says why).
     """
-    from mam_core.orders import parse_order
+    from mam_core.core.orders import parse_order
 
     return parse_order(settings.custom, D) if settings.order == "custom" else settings.order

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import state
 from app.resources import device_label
-from mam_core.model_store import model_names
+from mam_core.workflows.model_store import model_names
 
 st.set_page_config(page_title="MaM Studio", page_icon="🧪", layout="wide")
 state.init_state()

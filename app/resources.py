@@ -23,7 +23,7 @@ def load_model(path: str | None = None):
 
     Pages must not modify it (it is shared between sessions)."""
     from mam_core import load
-    from mam_core.molecules import default_model_path
+    from mam_core.paths import default_model_path
 
     model = load(path or default_model_path(), resolve_device("auto"))
     model.eval()
@@ -37,7 +37,7 @@ def current_model_name() -> str:
 
 def current_model():
     """The picked model, loaded once per process and shared; pages must not modify it."""
-    from mam_core.model_store import model_path
+    from mam_core.workflows.model_store import model_path
 
     return load_model(str(model_path(current_model_name())))
 
@@ -47,8 +47,9 @@ def require_molecule_model():
 
     Stops the page with a message when no default model is installed, or when the picked
     model is not a molecule model (a lattice model has no molecule tokenizer)."""
-    from mam_core.model_store import DEFAULT_NAME
-    from mam_core.molecules import default_model_path, tokenizer_of
+    from mam_core.workflows.model_store import DEFAULT_NAME
+    from mam_core.chem.molecules import tokenizer_of
+    from mam_core.paths import default_model_path
 
     name = current_model_name()
     if name == DEFAULT_NAME and not default_model_path().is_file():
@@ -58,9 +59,9 @@ def require_molecule_model():
     tok = tokenizer_of(model)
     if tok is None:
         st.info(
-            f"This page needs a molecule model. **{name}** is not one (D = {model.D}, "
-            f"K = {model.K}, no molecule tokenizer: a lattice or token model). Pick a molecule "
-            "model in the sidebar; lattice models belong on the Ising page."
+            f"This page needs a molecule model. **{name}** is not one (D = {model.D}, K = "
+            f"{model.K}, no molecule tokenizer: a lattice or token model). Pick a molecule model "
+            "in the sidebar; lattice models belong on the Ising page."
         )
         st.stop()
     return model, tok
@@ -68,8 +69,8 @@ def require_molecule_model():
 
 def _store_signature() -> tuple:
     """What the model list depends on: every checkpoint's path, size and modification time."""
-    from mam_core.model_store import models_dir
-    from mam_core.molecules import default_model_path
+    from mam_core.workflows.model_store import models_dir
+    from mam_core.paths import default_model_path
 
     paths = [default_model_path()]
     folder = models_dir()
@@ -87,12 +88,13 @@ def _store_signature() -> tuple:
 
 @st.cache_data(show_spinner="Reading the models…", max_entries=8)
 def _model_infos(signature: tuple) -> list:
-    from mam_core.model_store import list_models
+    from mam_core.workflows.model_store import list_models
 
     return list_models()
 
 
 def model_infos() -> list:
-    """:func:`mam_core.model_store.list_models`, re-read only when a checkpoint file changes
+    """:func:`mam_core.workflows.model_store.list_models`, re-read only when a checkpoint file
+    changes
     (listing loads every checkpoint, which a rerun should not repeat)."""
     return _model_infos(_store_signature())

@@ -15,7 +15,7 @@ import streamlit as st
 from rdkit import Chem, rdBase
 from rdkit.Chem import Draw
 
-from energies.properties import mol_from_smiles
+from mam_core.chem.properties import mol_from_smiles
 
 __all__ = [
     "molecule_grid",
@@ -193,7 +193,7 @@ def replay_generation(
     """One molecule sampled with the design's settings, as the list of ``(D,)`` states after
     each filled position (the first is the template)."""
     from mam_core.chem.grammar import grammar_for
-    from mam_core.molecules import tokenizer_of
+    from mam_core.chem.molecules import tokenizer_of
     from mam_core.workflows.generate import default_order, plan_design
 
     req = plan_design(model, 1, fragment or None, start, seed)

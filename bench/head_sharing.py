@@ -20,8 +20,8 @@ import torch
 
 from energies import IsingEnergy
 from mam_core import MaM, NetworkConfig, TrainConfig, distill, train_arm, train_eb
-from mam_core.toy import kl_divergence as _kl
-from mam_core.toy import pairwise_field
+from mam_core.core.enumeration import kl_divergence as _kl
+from mam_core.core.enumeration import pairwise_field
 
 
 def eb_run(shared: bool, steps: int, hidden: int) -> dict:
@@ -59,19 +59,24 @@ def mle_run(shared: bool, steps: int, hidden: int) -> dict:
         lm = model.log_marginal(xs).double()
         partial = data[:400].clone()
         partial[torch.rand(400, D, generator=torch.Generator().manual_seed(5)) < 0.5] = K
-        gap = float((model.log_marginal(partial).double() - model.log_likelihood_arm(partial, num_orders=16, seed=0)).abs().mean())
-    return {"KL(p*||ARM)": kl_arm, "KL(p*||MaM)": _kl(logp, lm), "|MaM-AOARM| half-masked": gap, "seconds": secs}
+        arm = model.log_likelihood_arm(partial, num_orders=16, seed=0)
+        gap = float((model.log_marginal(partial).double() - arm).abs().mean())
+    return {"KL(p*||ARM)": kl_arm, "KL(p*||MaM)": _kl(logp, lm), "|MaM-AOARM| half-masked": gap,
+            "seconds": secs}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--eb-steps", type=int, default=1500)
     p.add_argument("--mle-steps", type=int, default=2000)
     p.add_argument("--hidden", type=int, default=256)
     args = p.parse_args()
-    for name, fn, steps in [("energy-based, Ising 3x3", eb_run, args.eb_steps), ("MLE two stages, D=8 K=3", mle_run, args.mle_steps)]:
+    for name, fn, steps in [("energy-based, Ising 3x3", eb_run, args.eb_steps),
+                            ("MLE two stages, D=8 K=3", mle_run, args.mle_steps)]:
         print(f"\n{name} ({steps} steps, hidden {args.hidden})")
-        rows = {label: fn(shared, steps, args.hidden) for label, shared in [("separate trunks", False), ("shared trunk", True)]}
+        rows = {label: fn(shared, steps, args.hidden)
+                for label, shared in [("separate trunks", False), ("shared trunk", True)]}
         cols = list(next(iter(rows.values())))
         print(f"{'':<18}" + "".join(f"{c:>26}" for c in cols))
         for label, r in rows.items():

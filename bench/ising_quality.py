@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from mam_core.demos import compare_with_gibbs, train_ising
+from mam_core.workflows.ising_demo import compare_with_gibbs, train_ising
 
 
 def main() -> None:
@@ -45,13 +45,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    run = train_ising(args.n, args.sigma, args.bias, args.steps, hidden=args.hidden, batch_size=args.batch_size,
+    run = train_ising(args.n, args.sigma, args.bias, args.steps, hidden=args.hidden,
+                      batch_size=args.batch_size,
                       seed=args.seed, lr=args.lr, progress=True)
     train_s = time.perf_counter() - t0
     cmp = compare_with_gibbs(run, n_samples=args.samples, sweeps=args.sweeps, seed=args.seed)
-    gibbs_x = run.energy.gibbs_sample(args.samples, args.sweeps, generator=torch.Generator().manual_seed(args.seed))
+    gibbs_x = run.energy.gibbs_sample(args.samples, args.sweeps,
+                                      generator=torch.Generator().manual_seed(args.seed))
     with torch.no_grad():
-        arm = run.model.log_likelihood_arm(gibbs_x[:500].to(run.model.device), num_orders=1, seed=0).numpy()
+        arm = run.model.log_likelihood_arm(gibbs_x[:500].to(run.model.device), num_orders=1,
+                                           seed=0).numpy()
     model_E, gibbs_E = -cmp["model_log_f"], -cmp["gibbs_log_f"]
     metrics = {
         "D": run.energy.D,
@@ -72,9 +75,12 @@ def main() -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
     fig = go.Figure()
-    fig.add_histogram(x=gibbs_E, name="Gibbs ground truth", opacity=0.6, histnorm="probability density")
+    fig.add_histogram(x=gibbs_E, name="Gibbs ground truth", opacity=0.6,
+                      histnorm="probability density")
     fig.add_histogram(x=model_E, name="MaM samples", opacity=0.6, histnorm="probability density")
-    fig.update_layout(barmode="overlay", title=f"Energy −log f, {args.n}×{args.n} Ising (σ={args.sigma}, b={args.bias})",
+    fig.update_layout(barmode="overlay",
+                      title=f"Energy −log f, {args.n}×{args.n} Ising (σ={args.sigma}, "
+                            f"b={args.bias})",
                       xaxis_title="energy", yaxis_title="density")
     fig.write_html(out / "energy_hist.html", include_plotlyjs="cdn")
     hist = run.result.history
@@ -84,18 +90,20 @@ def main() -> None:
     curves.update_layout(title="Training curves", xaxis_title="step")
     curves.write_html(out / "training_curves.html", include_plotlyjs="cdn")
 
-    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
+    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                     for k, v in metrics.items())
     (out / "report.md").write_text(
-        f"# Energy-based MaM on the {args.n}×{args.n} Ising model\n\n"
-        f"σ = {args.sigma}, bias = {args.bias}, periodic; residual MLP width {args.hidden}, {args.steps} steps, "
-        f"batch {args.batch_size}, trained with no data. Ground truth: {args.samples} Gibbs chains × "
-        f"{args.sweeps} sweeps. NLL in nats per lattice and bits per dimension (lower is better).\n\n"
-        f"For reference, the MaM paper's 10×10 table (σ 0.1, bias 0.2, 2000 ground-truth samples; "
-        f"ICLR 2024 submission version) lists NLL 0.80 bpd for MaM, 0.79 for a forward-order ARM and 0.78 "
-        f"for a GFlowNet, all with MLPs trained far longer than this CPU run.\n\n"
-        f"| metric | value |\n|---|---|\n{rows}\n\n"
-        f"Figures: [energy histogram](energy_hist.html), [training curves](training_curves.html).\n\n"
-        f"Reproduce: `python bench/ising_quality.py --steps {args.steps} --hidden {args.hidden} --out {args.out}`\n"
+        f"# Energy-based MaM on the {args.n}×{args.n} Ising model\n\nσ = {args.sigma}, bias = "
+        f"{args.bias}, periodic; residual MLP width {args.hidden}, {args.steps} steps, batch "
+        f"{args.batch_size}, trained with no data. Ground truth: {args.samples} Gibbs chains × "
+        f"{args.sweeps} sweeps. NLL in nats per lattice and bits per dimension (lower is "
+        "better).\n\nFor reference, the MaM paper's 10×10 table (σ 0.1, bias 0.2, 2000 "
+        "ground-truth samples; ICLR 2024 submission version) lists NLL 0.80 bpd for MaM, 0.79 for "
+        "a forward-order ARM and 0.78 for a GFlowNet, all with MLPs trained far longer than this "
+        f"CPU run.\n\n| metric | value |\n|---|---|\n{rows}\n\nFigures: [energy "
+        "histogram](energy_hist.html), [training curves](training_curves.html).\n\nReproduce: "
+        f"`python bench/ising_quality.py --steps {args.steps} --hidden {args.hidden} --out "
+        f"{args.out}`\n"
     )
     print(json.dumps(metrics, indent=2))
 

@@ -24,18 +24,20 @@ import plotly.graph_objects as go
 import torch
 
 from energies import get_energy
-from energies.properties import compute_properties
+from mam_core.chem.properties import compute_properties
 from mam_core import MaM, NetworkConfig
-from mam_core.checkpoint import load
-from mam_core.config import TrainConfig
-from mam_core.finetune import fine_tune
-from mam_core.mol_metrics import sample_quality
-from mam_core.molecules import attach_tokenizer, default_model_path, default_tokenizer, tokenizer_of
-from mam_core.tokenizers import make_template
-from mam_core.trainers import train_eb
+from mam_core.core.checkpoint import load
+from mam_core.core.config import TrainConfig
+from mam_core.workflows.finetune import fine_tune
+from mam_core.chem.metrics import sample_quality
+from mam_core.chem.molecules import attach_tokenizer, default_tokenizer, tokenizer_of
+from mam_core.paths import default_model_path
+from mam_core.chem.tokenizers import make_template
+from mam_core.training import train_eb
 
 
-def summarise(model: MaM, n: int, target: float, template=None, seed: int = 0) -> tuple[dict, np.ndarray]:
+def summarise(model: MaM, n: int, target: float, template=None,
+              seed: int = 0) -> tuple[dict, np.ndarray]:
     tok = tokenizer_of(model)
     with torch.no_grad():
         x = model.sample(n, template=template, seed=seed)
@@ -61,9 +63,11 @@ def write_report(out: Path, args, results: dict, hists: dict) -> str:
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
     fig = go.Figure()
     for name, logp in hists.items():
-        fig.add_histogram(x=logp[np.isfinite(logp)], name=name, opacity=0.55, histnorm="probability density")
+        fig.add_histogram(x=logp[np.isfinite(logp)], name=name, opacity=0.55,
+                          histnorm="probability density")
     fig.add_vline(x=args.target, line_dash="dash", annotation_text="target")
-    fig.update_layout(barmode="overlay", title="logP of 1,000 samples, before and after", xaxis_title="logP (Crippen)")
+    fig.update_layout(barmode="overlay", title="logP of 1,000 samples, before and after",
+                      xaxis_title="logP (Crippen)")
     fig.write_html(out / "logp_hist.html", include_plotlyjs="cdn")
 
     cols = ["validity", "uniqueness", "mean_logP", "within_0.5", "mean_QED", "train_seconds"]
@@ -71,14 +75,15 @@ def write_report(out: Path, args, results: dict, hists: dict) -> str:
     for name, r in results.items():
         table += f"| {name} | " + " | ".join(f"{r[c]:.3g}" if c in r else "" for c in cols) + " |\n"
     (out / "report.md").write_text(
-        f"# Designing towards logP = {args.target:g}\n\n"
-        f"Reward log f = −(logP − {args.target:g})² / {args.tau:g}; fine-tuning target p_prior^β·f with β = {args.beta:g}; "
-        f"fragment `{args.fragment}` fixed at the start in the `fine-tune + fragment` rows. {args.samples} samples per row; "
-        f"`within_0.5` is the fraction with |logP − target| ≤ 0.5.\n\n{table}\n"
-        f"Histogram: [logp_hist.html](logp_hist.html).\n\n"
-        f"Reproduce: `python bench/lipophilicity_design.py --scratch-steps {args.scratch_steps} "
-        f"--finetune-steps {args.finetune_steps} --scratch-lr {args.scratch_lr:g} --finetune-lr {args.finetune_lr:g} "
-        f"{'--only ' + args.only + ' ' if args.only else ''}--out {args.out}`\n"
+        f"# Designing towards logP = {args.target:g}\n\nReward log f = −(logP − {args.target:g})² "
+        f"/ {args.tau:g}; fine-tuning target p_prior^β·f with β = {args.beta:g}; fragment "
+        f"`{args.fragment}` fixed at the start in the `fine-tune + fragment` rows. {args.samples} "
+        "samples per row; `within_0.5` is the fraction with |logP − target| ≤ "
+        f"0.5.\n\n{table}\nHistogram: [logp_hist.html](logp_hist.html).\n\nReproduce: `python "
+        f"bench/lipophilicity_design.py --scratch-steps {args.scratch_steps} --finetune-steps "
+        f"{args.finetune_steps} --scratch-lr {args.scratch_lr:g} --finetune-lr "
+        f"{args.finetune_lr:g} {'--only ' + args.only + ' ' if args.only else ''}--out "
+        f"{args.out}`\n"
     )
     return table
 
@@ -103,16 +108,21 @@ def main() -> None:
     results, hists = {}, {}
 
     # 1. fine-tuning the default model, 2. with a fixed fragment (first: what a chemist runs)
-    for label, fragment in (("fine-tune", None), ("fine-tune + fragment", args.fragment)) if args.only != "scratch" else ():
+    for label, fragment in (("fine-tune", None),
+                            ("fine-tune + fragment",
+                             args.fragment)) if args.only != "scratch" else ():
         model = load(default_model_path())
         tok = tokenizer_of(model)
         template = make_template(tok, fragment, start=0) if fragment else None
         energy = get_energy("lipophilicity", tokenizer=tok, target=args.target, tau=args.tau)
-        results[f"{label}: before"], hists[f"{label}: before"] = summarise(model, args.samples, args.target, template)
+        key = f"{label}: before"
+        results[key], hists[key] = summarise(model, args.samples, args.target, template)
         t0 = time.perf_counter()
-        cfg = TrainConfig(steps=args.finetune_steps, batch_size=64, lr=args.finetune_lr, sc_weight=1.0)
+        cfg = TrainConfig(steps=args.finetune_steps, batch_size=64, lr=args.finetune_lr,
+                          sc_weight=1.0)
         fine_tune(model, energy, cfg, beta=args.beta, template=template)
-        results[f"{label}: after"], hists[f"{label}: after"] = summarise(model, args.samples, args.target, template)
+        key = f"{label}: after"
+        results[key], hists[key] = summarise(model, args.samples, args.target, template)
         results[f"{label}: after"]["train_seconds"] = round(time.perf_counter() - t0, 1)
         write_report(out, args, results, hists)
 
@@ -124,10 +134,14 @@ def main() -> None:
     energy = get_energy("lipophilicity", tokenizer=tok, target=args.target, tau=args.tau)
     scratch = MaM(NetworkConfig(D=tok.D, K=tok.K, arch="mlp", hidden=512, n_layers=3), tok.vocab)
     attach_tokenizer(scratch, tok)
-    results["scratch: untrained"], hists["scratch: untrained"] = summarise(scratch, args.samples, args.target)
+    key = "scratch: untrained"
+    results[key], hists[key] = summarise(scratch, args.samples, args.target)
     t0 = time.perf_counter()
-    train_eb(scratch, energy, TrainConfig(steps=args.scratch_steps, batch_size=128, lr=args.scratch_lr, sc_weight=1.0))
-    results["scratch: trained"], hists["scratch: trained"] = summarise(scratch, args.samples, args.target)
+    train_eb(scratch, energy,
+             TrainConfig(steps=args.scratch_steps, batch_size=128, lr=args.scratch_lr,
+                         sc_weight=1.0))
+    key = "scratch: trained"
+    results[key], hists[key] = summarise(scratch, args.samples, args.target)
     results["scratch: trained"]["train_seconds"] = round(time.perf_counter() - t0, 1)
     write_report(out, args, results, hists)
 

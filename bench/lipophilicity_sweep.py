@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lipophilicity_design import summarise  # noqa: E402
 
 from energies import get_energy  # noqa: E402
-from mam_core.checkpoint import load  # noqa: E402
-from mam_core.config import TrainConfig  # noqa: E402
-from mam_core.finetune import fine_tune  # noqa: E402
-from mam_core.molecules import default_model_path, tokenizer_of  # noqa: E402
+from mam_core.core.checkpoint import load  # noqa: E402
+from mam_core.core.config import TrainConfig  # noqa: E402
+from mam_core.workflows.finetune import fine_tune  # noqa: E402
+from mam_core.chem.molecules import tokenizer_of  # noqa: E402
+from mam_core.paths import default_model_path  # noqa: E402
 
 
 def main() -> None:
@@ -41,13 +42,16 @@ def main() -> None:
     p.add_argument("--out", default=None, help="optional JSON file for the rows")
     args = p.parse_args()
     rows = []
-    print("| gibbs_k | lr | beta | mean logP | within ±0.5 | uniqueness | mean QED | s/step |", flush=True)
+    print("| gibbs_k | lr | beta | mean logP | within ±0.5 | uniqueness | mean QED | s/step |",
+          flush=True)
     print("|---|---|---|---|---|---|---|---|", flush=True)
     for k, lr, beta in itertools.product(args.gibbs_k, args.lr, args.beta):
         torch.manual_seed(0)
         model = load(default_model_path())
-        energy = get_energy("lipophilicity", tokenizer=tokenizer_of(model), target=args.target, tau=args.tau)
-        cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=lr, sc_weight=1.0, gibbs_k=k)
+        energy = get_energy("lipophilicity", tokenizer=tokenizer_of(model), target=args.target,
+                            tau=args.tau)
+        cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=lr, sc_weight=1.0,
+                          gibbs_k=k)
         t0 = time.perf_counter()
         fine_tune(model, energy, cfg, beta=beta, progress=False)
         sec = (time.perf_counter() - t0) / args.steps

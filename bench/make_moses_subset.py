@@ -23,7 +23,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # allow `python bench/make_moses_subset.py` without installing
     sys.path.insert(0, str(_ROOT))
 
-from mam_core.moses import EMBEDDED_FILES, read_wheel_split  # noqa: E402
+from mam_core.chem.moses import EMBEDDED_FILES, read_wheel_split  # noqa: E402
 
 __all__ = ["make_subset", "main"]
 

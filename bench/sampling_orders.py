@@ -23,18 +23,18 @@ from rdkit import rdBase
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mam_core import checkpoint as ckpt  # noqa: E402
+from mam_core.core import checkpoint as ckpt  # noqa: E402
 from mam_core.chem.grammar import grammar_for  # noqa: E402
 from mam_core.chem.fcd import fcd, fcd_available, reference_from_smiles, reference_from_wheel  # noqa: E402
-from mam_core.mol_metrics import (  # noqa: E402
+from mam_core.chem.metrics import (  # noqa: E402
     aromatic_ring_fraction,
     drug_like_quality,
     internal_diversity,
     uniqueness,
     validity,
 )
-from mam_core.molecules import tokenizer_of  # noqa: E402
-from mam_core.moses import load_moses  # noqa: E402
+from mam_core.chem.molecules import tokenizer_of  # noqa: E402
+from mam_core.chem.moses import load_moses  # noqa: E402
 
 # (order, temperature, top_p, syntax constraint)
 SETTINGS = [
@@ -75,14 +75,16 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         smiles = []
         for i in range(0, args.n, args.batch):
-            x = model.sample(min(args.batch, args.n - i), order=order, temperature=temperature, top_p=top_p,
-                             seed=args.seed + i, constraint=grammar if constrained else None)
+            x = model.sample(min(args.batch, args.n - i), order=order, temperature=temperature,
+                             top_p=top_p, seed=args.seed + i,
+                             constraint=grammar if constrained else None)
             smiles += tok.decode_batch(x.cpu())
         dt = time.perf_counter() - t0
         row = {"order": order, "temperature": temperature, "top_p": top_p, "syntax": constrained,
                "validity": validity(smiles),
                "uniqueness": uniqueness(smiles), "quality": drug_like_quality(smiles),
-               "int_div": internal_diversity(smiles), "aromatic_rings": aromatic_ring_fraction(smiles),
+               "int_div": internal_diversity(smiles),
+               "aromatic_rings": aromatic_ring_fraction(smiles),
                "ms_per_mol": 1000 * dt / args.n}
         if ref is not None:
             row["FCD"] = fcd(smiles, ref)
@@ -90,7 +92,8 @@ def main(argv=None) -> int:
         print(row, flush=True)
     table = pd.DataFrame(rows)
     test = load_moses("test", limit=args.n)
-    floor = {"order": "MOSES test", "quality": drug_like_quality(test), "int_div": internal_diversity(test),
+    floor = {"order": "MOSES test", "quality": drug_like_quality(test),
+             "int_div": internal_diversity(test),
              "aromatic_rings": aromatic_ring_fraction(test)}
     if ref is not None:
         floor["FCD"] = fcd(load_moses("train", limit=args.n), ref)

@@ -81,7 +81,7 @@ def get_energy(name: str, **params: Any) -> Any:
 
 
 # Energy families, imported by name so their @register decorators run. Add new modules here.
-from energies import ising  # noqa: E402
+from energies import ising  # noqa: E402,F401
 from energies.ising import IsingEnergy, IsingParams  # noqa: E402
 from energies import molecular  # noqa: E402,F401
 from energies.molecular import MOLECULAR_ENERGIES  # noqa: E402

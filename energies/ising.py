@@ -25,7 +25,7 @@ from typing import Iterable
 import torch
 
 from energies import register
-from mam_core.toy import all_states, exact_log_marginal
+from mam_core.core.enumeration import all_states, exact_log_marginal
 
 __all__ = ["IsingParams", "IsingEnergy", "MAX_ENUM_D"]
 

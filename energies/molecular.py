@@ -11,7 +11,7 @@ Two decisions are made once, in :class:`MolecularEnergy`:
   always sees finite numbers.
 * **A molecule is scored once.** ``log f`` is cached per token row (sampling chains revisit the
   same molecules constantly) and the RDKit properties behind it are cached per SMILES by
-  :func:`energies.properties.property_of`.
+  :func:`mam_core.chem.properties.property_of`.
 
 Build them by name, with the tokenizer of the model they will train::
 
@@ -32,7 +32,7 @@ import torch
 from rdkit import Chem
 
 from energies import ENERGIES, register
-from energies.properties import is_valid, mol_from_smiles, property_of
+from mam_core.chem.properties import is_valid, mol_from_smiles, property_of
 
 __all__ = [
     "MolecularEnergy",
@@ -70,7 +70,7 @@ class MolecularEnergy:
     molecule cannot be scored) and :meth:`default_floor`.
 
     Args:
-        tokenizer: the :class:`mam_core.tokenizers.MolTokenizer` of the model being trained; it
+        tokenizer: the :class:`mam_core.chem.tokenizers.MolTokenizer` of the model being trained; it
             fixes ``D``, ``K`` and the vocabulary. ``None`` allows scoring SMILES only.
         floor: smallest ``log f``; invalid molecules get exactly this. Default: per energy.
         cache_size: token rows whose ``log f`` is remembered.
@@ -103,7 +103,8 @@ class MolecularEnergy:
     # --- shape facts for the trainers ---------------------------------------------------------
     def _need_tokenizer(self):
         if self.tokenizer is None:
-            raise ValueError(f"the {self.name!r} energy was built without a tokenizer; pass tokenizer=")
+            raise ValueError(f"the {self.name!r} energy was built without a tokenizer; pass "
+                             "tokenizer=")
         return self.tokenizer
 
     @property
@@ -158,13 +159,15 @@ class LipophilicityEnergy(MolecularEnergy):
 
     name = "lipophilicity"
 
-    def __init__(self, tokenizer=None, target: float = -4.0, tau: float = 0.1, floor: float | None = None, **kw):
+    def __init__(self, tokenizer=None, target: float = -4.0, tau: float = 0.1,
+                 floor: float | None = None, **kw):
         self.target = _finite("target", target)
         self.tau = _positive("tau", tau)
         super().__init__(tokenizer, floor, **kw)
 
     def default_floor(self) -> float:
-        return -(15.0**2) / self.tau  # a logP 15 units off target: worse than any drug-like molecule
+        # a logP 15 units off target: worse than any drug-like molecule
+        return -(15.0**2) / self.tau
 
     def reward_smiles(self, smiles: str) -> float:
         return -((property_of(smiles, "logP") - self.target) ** 2) / self.tau
@@ -246,7 +249,8 @@ class MolWeightWindowEnergy(MolecularEnergy):
     ):
         self.low, self.high = _finite("low", low), _finite("high", high)
         if self.low > self.high:
-            raise ValueError(f"the molecular-weight window is empty: low={self.low} > high={self.high}")
+            raise ValueError(f"the molecular-weight window is empty: low={self.low} > "
+                             f"high={self.high}")
         self.scale = _positive("scale", scale)
         self.tau = _positive("tau", tau)
         super().__init__(tokenizer, floor, **kw)
@@ -261,7 +265,8 @@ class MolWeightWindowEnergy(MolecularEnergy):
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, "scale": self.scale, "tau": self.tau, "floor": self.floor}
+        return {"low": self.low, "high": self.high, "scale": self.scale, "tau": self.tau,
+                "floor": self.floor}
 
     @property
     def description(self) -> str:
@@ -274,7 +279,8 @@ class SubstructureEnergy(MolecularEnergy):
 
     name = "substructure"
 
-    def __init__(self, tokenizer=None, smarts: str = "c1ccccc1", penalty: float = 5.0, floor: float | None = None, **kw):
+    def __init__(self, tokenizer=None, smarts: str = "c1ccccc1", penalty: float = 5.0,
+                 floor: float | None = None, **kw):
         if not isinstance(smarts, str) or not smarts.strip():
             raise ValueError("substructure needs a non-empty SMARTS pattern")
         pattern = Chem.MolFromSmarts(smarts)
@@ -323,14 +329,17 @@ class WeightedSumEnergy(MolecularEnergy):
                 spec = dict(term)
                 name = spec.pop("name", None)
                 weight = _finite("weight", spec.pop("weight", 1.0))
-                if name not in ENERGIES or name == "weighted_sum" or not issubclass(ENERGIES[name], MolecularEnergy):
+                known = name in ENERGIES and name != "weighted_sum"
+                if not known or not issubclass(ENERGIES[name], MolecularEnergy):
                     valid = [n for n in MOLECULAR_ENERGIES if n != "weighted_sum"]
-                    raise ValueError(f"unknown molecular energy {name!r} in weighted_sum; valid: {valid}")
+                    raise ValueError(f"unknown molecular energy {name!r} in weighted_sum; valid: "
+                                     f"{valid}")
                 built.append((weight, ENERGIES[name](tokenizer=tokenizer, **spec)))
             else:
                 weight, energy = term
                 if not isinstance(energy, MolecularEnergy):
-                    raise TypeError(f"weighted_sum terms must be molecular energies, got {type(energy).__name__}")
+                    raise TypeError("weighted_sum terms must be molecular energies, got "
+                                    f"{type(energy).__name__}")
                 built.append((_finite("weight", weight), energy))
         if not built:
             raise ValueError("weighted_sum needs at least one term")

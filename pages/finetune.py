@@ -11,12 +11,11 @@ from app import state
 from app.jobs import Job, refresh_interval
 from app.resources import current_model_name, require_molecule_model
 from energies import get_energy
-from mam_core.config import TrainConfig
-from mam_core.finetune import fine_tune
-from mam_core.model_store import ModelStoreError, save_model
-from mam_core.molecules import generate_molecules
-from mam_core.workflows.generate import plan_design
-from mam_core.tokenizers import TokenizationError
+from mam_core.core.config import TrainConfig
+from mam_core.workflows.finetune import fine_tune
+from mam_core.workflows.model_store import ModelStoreError, save_model
+from mam_core.workflows.generate import generate_molecules, plan_design
+from mam_core.chem.tokenizers import TokenizationError
 
 REWARDS = {
     "lipophilicity": "logP towards a target",
@@ -148,7 +147,8 @@ if start_clicked:
 def curves(records: list[dict]) -> go.Figure:
     fig = go.Figure()
     steps = [r["step"] for r in records]
-    for key, name in (("reward_mean", "mean reward log f"), ("kl_minus_logz", "KL − log Z (estimate)"),
+    for key, name in (("reward_mean", "mean reward log f"),
+                      ("kl_minus_logz", "KL − log Z (estimate)"),
                       ("sc_abs_err", "self-consistency |e|")):
         fig.add_scatter(x=steps, y=[r.get(key) for r in records], name=name, mode="lines")
     fig.update_layout(xaxis_title="step", height=360, margin=dict(t=30))

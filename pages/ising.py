@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import state
 from app.ui import lattice_figure
-from mam_core.demos import compare_with_gibbs, train_ising
+from mam_core.workflows.ising_demo import compare_with_gibbs, train_ising
 
 st.title("Ising lattice: energy-based MaM")
 st.caption(
@@ -44,8 +44,10 @@ if run is None:
 hist = pd.DataFrame(run.result.history)
 st.subheader("Training curves")
 cols = st.columns(2)
-cols[0].plotly_chart(px.line(hist, x="step", y="kl_minus_logz", title="KL estimate − log Z (lower is better)"))
-cols[1].plotly_chart(px.line(hist, x="step", y="sc_abs_err", title="Self-consistency error |e| (nats)"))
+cols[0].plotly_chart(px.line(hist, x="step", y="kl_minus_logz",
+                             title="KL estimate − log Z (lower is better)"))
+cols[1].plotly_chart(px.line(hist, x="step", y="sc_abs_err",
+                             title="Self-consistency error |e| (nats)"))
 
 st.subheader("Any-order generation")
 order = st.radio("Order", ["random", "l2r", "r2l"], horizontal=True, key=state.ISING_ORDER)
@@ -68,8 +70,7 @@ if cmp is not None:
     )
     st.plotly_chart(px.histogram(df, x="log f(x)", color="source", barmode="overlay", nbins=40))
     st.write(
-        f"Mean log f: MaM {cmp['model_log_f'].mean():.3f} vs "
-        f"Gibbs {cmp['gibbs_log_f'].mean():.3f}; "
-        f"mean magnetisation: MaM {cmp['model_magnetisation'].mean():.3f} vs "
-        f"Gibbs {cmp['gibbs_magnetisation'].mean():.3f}"
+        f"Mean log f: MaM {cmp['model_log_f'].mean():.3f} vs Gibbs "
+        f"{cmp['gibbs_log_f'].mean():.3f}; mean magnetisation: MaM "
+        f"{cmp['model_magnetisation'].mean():.3f} vs Gibbs {cmp['gibbs_magnetisation'].mean():.3f}"
     )

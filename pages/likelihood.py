@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import state
 from app.resources import require_molecule_model
-from mam_core.scoring import (
+from mam_core.workflows.scoring import (
     MAX_ROWS,
     MAX_UPLOAD_BYTES,
     ScoringInputError,
@@ -19,7 +19,7 @@ from mam_core.scoring import (
     position_distributions,
     score_molecules,
 )
-from mam_core.tokenizers import TokenizationError, make_template
+from mam_core.chem.tokenizers import TokenizationError, make_template
 from mam_core.workflows.outliers import DEFAULT_SCORE, ensure_calibration, score_table
 
 EXAMPLE = (
@@ -80,19 +80,25 @@ if result is not None:
     cal = st.session_state.get("lik_calibration")
     if outliers is not None and cal is not None:
         st.subheader("Outlier screening")
-        st.caption("Outlier score: the likelihood ratio against token frequencies, so a molecule is not called "
-                   "typical for being small; higher = more atypical. Percentile: share of training molecules "
-                   f"scoring at or below it ({cal.source}). Molecules the model cannot represent rank first.")
-        train = pd.DataFrame({"outlier score": cal.train_scores[DEFAULT_SCORE], "set": "training molecules"})
-        lib = pd.DataFrame({"outlier score": outliers["outlier_score"].replace(np.inf, np.nan).dropna(),
+        st.caption("Outlier score: the likelihood ratio against token frequencies, so a molecule "
+                   "is not called typical for being small; higher = more atypical. Percentile: "
+                   f"share of training molecules scoring at or below it ({cal.source}). Molecules "
+                   "the model cannot represent rank first.")
+        train = pd.DataFrame({"outlier score": cal.train_scores[DEFAULT_SCORE],
+                              "set": "training molecules"})
+        lib = pd.DataFrame({"outlier "
+                            "score": outliers["outlier_score"].replace(np.inf, np.nan).dropna(),
                             "set": "your molecules"})
-        fig = px.histogram(pd.concat([train, lib]), x="outlier score", color="set", barmode="overlay",
-                           histnorm="probability density", nbins=60, title="Your molecules against the training set")
+        fig = px.histogram(pd.concat([train, lib]), x="outlier score", color="set",
+                           barmode="overlay", histnorm="probability density", nbins=60,
+                           title="Your molecules against the training set")
         st.plotly_chart(fig, key="lik_outlier_hist")
         pmin = st.slider("Show molecules above this percentile", 0, 100, 0, key="lik_pmin")
-        shown = outliers[outliers["percentile"] >= pmin].sort_values("outlier_score", ascending=False)
+        shown = outliers[outliers["percentile"] >= pmin]
+        shown = shown.sort_values("outlier_score", ascending=False)
         st.dataframe(shown, hide_index=True, key="lik_outlier_table")
-        st.download_button("Download outlier table (CSV)", shown.drop(columns=["n_tokens"]).to_csv(index=False),
+        st.download_button("Download outlier table (CSV)",
+                           shown.drop(columns=["n_tokens"]).to_csv(index=False),
                            "outliers.csv", "text/csv", key="lik_outlier_download")
     table = result.table.sort_values("outlier_rank", na_position="last")
     st.caption("MaM and AO-ARM log-likelihoods (nats), least likely first.")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import state
 from app.resources import model_infos
-from mam_core.model_store import (
+from mam_core.workflows.model_store import (
     MAX_IMPORT_BYTES,
     ModelStoreError,
     delete_model,
@@ -50,7 +50,8 @@ for info in infos:
             hist = rec.get("history", [])
             meta = {k: v for k, v in rec.items() if k not in ("history", "config")}
             st.write(f"**{rec.get('stage')}**", meta)
-            keys = [k for k in ("nll_nats", "sc_abs_err", "kl_minus_logz", "reward_mean") if hist and k in hist[-1]]
+            shown = ("nll_nats", "sc_abs_err", "kl_minus_logz", "reward_mean")
+            keys = [k for k in shown if hist and k in hist[-1]]
             if keys:
                 fig = go.Figure()
                 for k in keys:

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from mam_core import MaM, NetworkConfig
-from mam_core.toy import all_states, exact_log_marginal, pairwise_field  # noqa: F401 (re-exported to tests)
+from mam_core.core.enumeration import all_states, exact_log_marginal, pairwise_field  # noqa: F401 (re-exported to tests)
 
 
 def perturbed(model: MaM, scale: float = 0.2, seed: int = 0) -> MaM:
-    """Randomise every weight (incl. the zero-initialised marginal output) so tests are not trivial."""
+    """Randomise every weight (incl. the zero-initialised marginal output) so tests are not
+    trivial."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -21,7 +22,7 @@ def perturbed(model: MaM, scale: float = 0.2, seed: int = 0) -> MaM:
 def install_default_molecule_model(model: MaM, tokenizer, tmp_path, monkeypatch) -> MaM:
     """Make ``model`` (with its tokenizer) the shipped default and give it an empty model store."""
     from mam_core import save
-    from mam_core.molecules import attach_tokenizer
+    from mam_core.chem.molecules import attach_tokenizer
 
     attach_tokenizer(model, tokenizer)
     save(model, tmp_path / "default.pt")

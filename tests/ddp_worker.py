@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from mam_core import MaM, NetworkConfig
-from mam_core import distributed as dist
-from mam_core.config import TrainConfig
-from mam_core.objectives import LossOutput
-from mam_core.trainers import distill, run_training, train_arm, train_eb
+from mam_core.training import distributed as dist
+from mam_core.core.config import TrainConfig
+from mam_core.core.objectives import LossOutput
+from mam_core.training import distill, run_training, train_arm, train_eb
 
 D, K = 6, 3
 
@@ -33,7 +33,8 @@ def new_model() -> MaM:
 
 
 def dump(model: MaM, history: list, out: Path, stage: str) -> None:
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / f"{stage}.rank{dist.rank()}.pt")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
+               out / f"{stage}.rank{dist.rank()}.pt")
     (out / f"{stage}.rank{dist.rank()}.json").write_text(json.dumps(history))
 
 
@@ -47,13 +48,14 @@ def run_loop(out: Path) -> None:
     masked[:, :3] = model.mask_id
 
     def step_fn(step, gen):
-        logits = model.net.conditional(masked)[:, :3]  # predict the three hidden positions
+        logits = model.conditional_logits(masked)[:, :3]  # predict the three hidden positions
         ce = F.cross_entropy(logits.reshape(-1, K), mine[:, :3].reshape(-1))
         nll = -model.log_marginal(mine).mean()
         return LossOutput(ce + 0.1 * nll, {"ce": float(ce.detach()), "nll": float(nll.detach())})
 
     cfg = TrainConfig(steps=5, batch_size=16, lr=1e-2, log_every=1, checkpoint_every=0)
-    res = run_training(model, step_fn, cfg, "loop", state={"chains": mine.clone()}, out_dir=out / "ckpt", progress=False)
+    res = run_training(model, step_fn, cfg, "loop", state={"chains": mine.clone()},
+                       out_dir=out / "ckpt", progress=False)
     dump(model, res.history, out, "loop")
 
 
@@ -65,7 +67,8 @@ def log_f(x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def quality(model: MaM, data: torch.Tensor) -> dict:
     """What each stage is for, measured exactly: AO-ARM (l2r) NLL of the data, the marginal's
-    NLL of the data, its mean distance to the AO-ARM's, and the exact KL of the energy-based model to p* ∝ f over all 2^D states."""
+    NLL of the data, its mean distance to the AO-ARM's, and the exact KL of the energy-based model
+    to p* ∝ f over all 2^D states."""
     states = torch.tensor([[(i >> d) & 1 for d in range(D)] for i in range(2**D)])
     if model.K == K:
         arm, marg = model.log_likelihood_arm(data, order="l2r"), model.log_marginal(data)
@@ -73,7 +76,8 @@ def quality(model: MaM, data: torch.Tensor) -> dict:
         "arm_nll": float(-arm.mean()) if model.K == K else None,
         "marginal_nll": float(-marg.mean()) if model.K == K else None,
         "marginal_gap": float((marg - arm).abs().mean()) if model.K == K else None,
-        "eb_kl": None if model.K != 2 else float(_kl(model.log_likelihood_arm(states, order="l2r"), log_f(states))),
+        "eb_kl": None if model.K != 2 else float(_kl(model.log_likelihood_arm(states, order="l2r"),
+                                                     log_f(states))),
     }
 
 
@@ -88,17 +92,20 @@ def run_trainers(out: Path) -> None:
     data[:, 1] = data[:, 0]  # some structure to learn
     model = new_model()
     metrics = {"init": quality(model, data)}
-    res = train_arm(model, data, TrainConfig(steps=40, batch_size=16, lr=3e-3, log_every=5), progress=False)
+    res = train_arm(model, data, TrainConfig(steps=40, batch_size=16, lr=3e-3, log_every=5),
+                    progress=False)
     dump(model, res.history, out, "arm")
     metrics["arm"] = quality(model, data)
-    res = distill(model, data, TrainConfig(steps=40, batch_size=16, lr=3e-3, log_every=5), progress=False)
+    res = distill(model, data, TrainConfig(steps=40, batch_size=16, lr=3e-3, log_every=5),
+                  progress=False)
     dump(model, res.history, out, "distill")
     metrics["distill"] = quality(model, data)
 
     torch.manual_seed(0)
     eb = MaM(NetworkConfig(D=D, K=2, arch="mlp", hidden=32, n_layers=2))
     metrics["eb_init"] = quality(eb, data)
-    res = train_eb(eb, log_f, TrainConfig(steps=40, batch_size=32, lr=3e-3, log_every=5), progress=False)
+    res = train_eb(eb, log_f, TrainConfig(steps=40, batch_size=32, lr=3e-3, log_every=5),
+                   progress=False)
     dump(eb, res.history, out, "eb")
     metrics["eb"] = quality(eb, data)
     if dist.is_main():

@@ -35,8 +35,8 @@ TITLES = {
 def tiny_default(tmp_path, monkeypatch):
     """A tiny untrained SELFIES molecule model as the default, and an empty model store."""
     from mam_core import MaM, NetworkConfig
-    from mam_core.moses import load_moses
-    from mam_core.tokenizers import SelfiesTokenizer
+    from mam_core.chem.moses import load_moses
+    from mam_core.chem.tokenizers import SelfiesTokenizer
 
     tok = SelfiesTokenizer.build(load_moses("train", limit=200), drop_invalid=True)
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
@@ -48,7 +48,7 @@ def fragment_block_default(tmp_path, monkeypatch):
     """A tiny untrained fragment-block model as the default: it misses most fragments."""
     from mam_core import MaM, NetworkConfig
     from mam_core.chem.training_data import fragment_block_dataset
-    from mam_core.moses import load_moses
+    from mam_core.chem.moses import load_moses
 
     tok, _ = fragment_block_dataset(load_moses("train", limit=200), copies=1, seed=0, max_length=64)
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
@@ -58,7 +58,7 @@ def fragment_block_default(tmp_path, monkeypatch):
 def _store_lattice_model(name: str = "lattice") -> None:
     """A model with no molecule tokenizer (what the Ising page trains) in the model store."""
     from mam_core import MaM, NetworkConfig
-    from mam_core.model_store import save_model
+    from mam_core.workflows.model_store import save_model
 
     save_model(MaM(NetworkConfig(D=9, K=2, arch="mlp", hidden=16, n_layers=1)), name)
 
@@ -129,8 +129,8 @@ def test_design_page_pasted_fragment_shows_task_summary_and_matched_atoms(
     summary = table.attrs["summary"]
     assert summary["requested"] == 8 and summary["matched"] > 0
     line = (
-        f"{summary['requested']} requested · {summary['valid']} valid · "
-        f"{summary['matched']} contain the fragment"
+        f"{summary['requested']} requested · {summary['valid']} valid · {summary['matched']} "
+        "contain the fragment"
     )
     assert any(line in m.value for m in at.markdown)
 
@@ -257,8 +257,10 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
     page_table = at.session_state["lik_outliers"]
     cli_table = score_table(load(default_model_path()), table["input"].tolist(), DEFAULT_SCORE,
                             at.session_state["lik_calibration"])
-    assert list(page_table.columns) == list(cli_table.columns) and page_table["smiles"].tolist() == table["input"].tolist()
-    assert np.allclose(page_table["outlier_score"].to_numpy(), cli_table["outlier_score"].to_numpy(), equal_nan=True)
+    assert list(page_table.columns) == list(cli_table.columns)
+    assert page_table["smiles"].tolist() == table["input"].tolist()
+    assert np.allclose(page_table["outlier_score"].to_numpy(),
+                       cli_table["outlier_score"].to_numpy(), equal_nan=True)
     assert page_table.loc[2, "percentile"] == 100  # unrepresentable ranks first
 
     at.text_area(key="lik_text").set_value("   \n")
@@ -272,7 +274,7 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
 
 
 def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
-    from mam_core.model_store import model_names, sanitize_name
+    from mam_core.workflows.model_store import model_names, sanitize_name
 
     at = _open("finetune")
     at.number_input(key="ft_steps").set_value(10)
@@ -294,20 +296,22 @@ def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
     assert "my_tuned_.._model" in model_names()
 
 
-def test_finetune_page_fixes_a_fragment_as_blocks_with_attachment_points(fragment_block_default, monkeypatch):
+def test_finetune_page_fixes_a_fragment_as_blocks_with_attachment_points(
+    fragment_block_default, monkeypatch
+):
     """On a fragment-block model the fixed fragment is its blocks (growth only at [*]), as on the
     Design page; the job's template starts with them."""
-    import mam_core.finetune
+    import mam_core.workflows.finetune
     from mam_core.workflows.generate import plan_design
 
     seen = {}
-    real = mam_core.finetune.fine_tune
+    real = mam_core.workflows.finetune.fine_tune
 
     def spy(*args, **kw):
         seen["template"] = kw.get("template")
         return real(*args, **kw)
 
-    monkeypatch.setattr(mam_core.finetune, "fine_tune", spy)
+    monkeypatch.setattr(mam_core.workflows.finetune, "fine_tune", spy)
     at = _open("finetune")
     at.number_input(key="ft_steps").set_value(2)
     at.number_input(key="ft_batch").set_value(4)
@@ -335,7 +339,7 @@ def test_finetune_page_rejects_a_bad_smarts(tiny_default):
 
 
 def test_models_page_lists_caches_and_deletes(tiny_default, monkeypatch):
-    import mam_core.model_store as store
+    import mam_core.workflows.model_store as store
 
     reads = []
     real = store.list_models

@@ -1,4 +1,5 @@
-"""ARM-EB baseline: its differentiable likelihood is the exact l2r ARM, and REINFORCE on it learns."""
+"""ARM-EB baseline: its differentiable likelihood is the exact l2r ARM, and REINFORCE on it
+learns."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import torch
 from conftest import all_states, perturbed
 from energies import get_energy
 from mam_core import MaM, NetworkConfig
-from mam_core.arm_eb import arm_log_likelihood, train_arm_eb
-from mam_core.config import TrainConfig
+from mam_core.core.likelihood import arm_log_likelihood
+from mam_core.training import train_arm_eb
+from mam_core.core.config import TrainConfig
 
 
 def test_arm_log_likelihood_matches_the_reference_and_is_normalised():
@@ -39,7 +41,8 @@ def test_arm_eb_training_approaches_the_ising_target():
         return float((lp.exp() * (lp - log_p_star)).sum())
 
     before = kl()
-    res = train_arm_eb(m, ising, TrainConfig(steps=300, batch_size=128, lr=3e-3, log_every=50), progress=False)
+    res = train_arm_eb(m, ising, TrainConfig(steps=300, batch_size=128, lr=3e-3, log_every=50),
+                       progress=False)
     after = kl()
     assert after < 0.5 * before and after < 0.05, (before, after)
     assert res.history[-1]["kl_minus_logz"] > -math.inf

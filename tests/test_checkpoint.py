@@ -19,7 +19,8 @@ def model():
 
 
 def test_old_histories_are_read_with_the_renamed_metric(model, tmp_path):
-    old = {"training": [{"stage": "eb", "history": [{"step": 1, "kl_plus_logz": -3.0}, {"step": 2}]}]}
+    old = {"training": [{"stage": "eb",
+                         "history": [{"step": 1, "kl_plus_logz": -3.0}, {"step": 2}]}]}
     history = load(save(model, tmp_path / "old.pt", old)).metadata["training"][0]["history"]
     assert history == [{"step": 1, "kl_minus_logz": -3.0}, {"step": 2}]
 
@@ -115,5 +116,6 @@ def test_half_precision_checkpoint_is_smaller_and_loads_close(tmp_path):
     back = load(half)
     assert all(p.dtype == torch.float32 for p in back.parameters())
     x = torch.randint(0, 6, (16, 8))
-    assert torch.allclose(back.log_marginal(x), m.log_marginal(x), rtol=1e-2, atol=0.05)  # float16 rounding
+    assert torch.allclose(back.log_marginal(x), m.log_marginal(x), rtol=1e-2,
+                          atol=0.05)  # float16 rounding
     assert torch.allclose(back.conditional_log_probs(x), m.conditional_log_probs(x), atol=1e-2)

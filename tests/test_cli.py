@@ -22,19 +22,22 @@ def test_help(cmd, capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "mam_core.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "mam_core.cli", "--help"], capture_output=True,
+                         text=True)
     assert out.returncode == 0 and "train-eb" in out.stdout
 
 
 def test_eb_train_sample_score_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train-eb", "--energy", "ising", "--ising-size", "3", "--sigma", "0.3", "--out", str(out),
+    args = ["train-eb", "--energy", "ising", "--ising-size", "3", "--sigma", "0.3", "--out",
+            str(out),
             "--batch-size", "32", "--hidden", "32", "--no-progress", "--device", "cpu"]
     assert main(args + ["--steps", "20"]) == 0
     assert "finished at step 20" in capsys.readouterr().out
     model = str(out / "checkpoint.pt")
 
-    assert main(["sample", "--model", model, "-n", "4", "--template", "1 ? ? ? 0 ? ? ? ?", "--order", "r2l"]) == 0
+    assert main(["sample", "--model", model, "-n", "4", "--template", "1 ? ? ? 0 ? ? ? ?",
+                 "--order", "r2l"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert len(rows) == 4 and all(r.split()[0] == "1" and r.split()[4] == "0" for r in rows)
 
@@ -57,7 +60,8 @@ def test_arm_then_distill_on_a_token_file(tmp_path, capsys):
     assert main(["train-arm", "--data", str(data), "--out", str(tmp_path / "s1"), "--steps", "10",
                  "--batch-size", "16", "--d-model", "16", "--n-layers", "1", "--no-progress"]) == 0
     assert main(["distill", "--data", str(data), "--init", str(tmp_path / "s1" / "checkpoint.pt"),
-                 "--out", str(tmp_path / "s2"), "--steps", "10", "--batch-size", "16", "--no-progress"]) == 0
+                 "--out", str(tmp_path / "s2"), "--steps", "10", "--batch-size", "16",
+                 "--no-progress"]) == 0
     assert "stage 2" in capsys.readouterr().out
 
 
@@ -82,25 +86,65 @@ def test_score_rejects_bad_rows(tmp_path, capsys):
     assert main(["train-eb", "--ising-size", "3", "--out", str(tmp_path / "r"), "--steps", "2",
                  "--batch-size", "8", "--hidden", "8", "--no-progress"]) == 0
     model = str(tmp_path / "r" / "checkpoint.pt")
-    for text, message in [("1 0 7 0 1 0 1 0 1", "out of range"), ("1 0 1", "D=9"), ("1 0 x 0 1 0 1 0 1", "not an integer")]:
+    for text, message in [("1 0 7 0 1 0 1 0 1", "out of range"), ("1 0 1", "D=9"),
+                          ("1 0 x 0 1 0 1 0 1", "not an integer")]:
         (tmp_path / "in.txt").write_text(text + "\n")
         assert main(["score", "--model", model, "--input", str(tmp_path / "in.txt")]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_score_reads_smiles_with_the_one_reader_one_row_per_molecule_line(tmp_path, capsys):
+    import io
+
+    import pandas as pd
+
+    from mam_core import MaM, NetworkConfig, save
+    from mam_core.chem.molecules import attach_tokenizer
+    from mam_core.chem.tokenizers import SelfiesTokenizer
+
+    tok = SelfiesTokenizer.build(["CCO", "c1ccccc1", "CC(=O)O", "CCN"], max_length=12)
+    model = MaM(NetworkConfig(D=tok.D, K=tok.K, arch="mlp", hidden=16, n_layers=1), tok.vocab)
+    attach_tokenizer(model, tok)
+    save(model, tmp_path / "m.pt")
+    cases = {  # file -> (content, the SMILES column of the output)
+        "in.smi": ("SMILES\nCCO ethanol\n# a comment\n\nc1ccccc1\tbenzene\nxx\n",
+                   ["CCO", "", "c1ccccc1", "xx"]),
+        "in.csv": ('name,smiles\nethanol,CCO\n"a, quoted name",c1ccccc1\nnothing,\n',
+                   ["CCO", "c1ccccc1", ""]),
+    }
+    for name, (content, expected) in cases.items():
+        (tmp_path / name).write_text(content)
+        rc = main(["score", "--model", str(tmp_path / "m.pt"), "--input", str(tmp_path / name),
+                   "--score", "raw"])
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        table = pd.read_csv(io.StringIO(out.out), keep_default_na=False)
+        assert table["smiles"].tolist() == expected, name  # one row per molecule line, in order
+        errors = table["error"].tolist()
+        assert [e == "empty line" for e in errors] == [s == "" for s in expected], errors
+        assert f"scored {sum(1 for e in errors if not e)} of {len(expected)} lines" in out.err
+    (tmp_path / "only_comments.smi").write_text("# nothing here\n\n")
+    assert main(["score", "--model", str(tmp_path / "m.pt"), "--input",
+                 str(tmp_path / "only_comments.smi"), "--score", "raw"]) == 2
+    assert "no molecules given" in capsys.readouterr().err
 
 
 def test_molecule_models_train_sample_and_score_smiles(tmp_path, capsys):
     from rdkit import Chem
 
     s1, s2 = tmp_path / "s1", tmp_path / "s2"
-    assert main(["train-arm", "--data", "moses", "--limit", "60", "--out", str(s1), "--steps", "3", "--batch-size", "8",
+    assert main(["train-arm", "--data", "moses", "--limit", "60", "--out", str(s1), "--steps", "3",
+                 "--batch-size", "8",
                  "--d-model", "16", "--n-layers", "1", "--no-progress"]) == 0
-    assert main(["distill", "--data", "moses:test", "--limit", "40", "--init", str(s1 / "checkpoint.pt"), "--out", str(s2),
+    assert main(["distill", "--data", "moses:test", "--limit", "40", "--init",
+                 str(s1 / "checkpoint.pt"), "--out", str(s2),
                  "--steps", "3", "--batch-size", "8", "--no-progress"]) == 0
     capsys.readouterr()
     model = str(s2 / "checkpoint.pt")
     assert main(["sample", "--model", model, "-n", "5", "--fragment", "CCO", "--seed", "1"]) == 0
     smiles = capsys.readouterr().out.strip().splitlines()
-    assert len(smiles) == 5 and all(Chem.MolFromSmiles(s) is not None for s in smiles)  # SELFIES: always valid
+    assert len(smiles) == 5 and all(Chem.MolFromSmiles(s) is not None
+                                    for s in smiles)  # SELFIES: always valid
 
     inp = tmp_path / "mols.smi"
     inp.write_text("CCO\nc1ccccc1\nnot_a_smiles\n")
@@ -111,8 +155,11 @@ def test_molecule_models_train_sample_and_score_smiles(tmp_path, capsys):
     import pandas as pd
 
     table = pd.read_csv(io.StringIO(out.out), keep_default_na=False, na_values=[""])
-    assert list(table.columns) == ["smiles", "log_marginal_mam", "log_likelihood_arm", "outlier_score", "percentile", "error"]
+    assert list(table.columns) == ["smiles", "log_marginal_mam", "log_likelihood_arm",
+                                   "outlier_score", "percentile", "error"]
     assert table["smiles"].tolist() == ["CCO", "c1ccccc1", "not_a_smiles"]  # every line, in order
-    assert table["error"].fillna("").tolist()[:2] == ["", ""] and "cannot parse" in table["error"][2]
-    assert table["outlier_score"][2] == float("inf") and table["percentile"][2] == 100.0  # out of domain ranks first
+    assert table["error"].fillna("").tolist()[:2] == ["",
+                                                      ""] and "cannot parse" in table["error"][2]
+    # out of domain ranks first
+    assert table["outlier_score"][2] == float("inf") and table["percentile"][2] == 100.0
     assert table["log_likelihood_arm"][:2].notna().all() and "1 out of domain" in out.err

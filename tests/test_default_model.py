@@ -9,11 +9,12 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from mam_core.checkpoint import load
-from mam_core.mol_metrics import uniqueness, validity
-from mam_core.molecules import default_model_path, tokenizer_of
-from mam_core.moses import load_moses
-from mam_core.tokenizers import make_template
+from mam_core.core.checkpoint import load
+from mam_core.chem.metrics import uniqueness, validity
+from mam_core.chem.molecules import tokenizer_of
+from mam_core.paths import default_model_path
+from mam_core.chem.moses import load_moses
+from mam_core.chem.tokenizers import make_template
 
 
 @pytest.fixture(scope="module")

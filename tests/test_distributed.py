@@ -1,4 +1,5 @@
-"""Training under torchrun: 2 gloo processes on the CPU against 1 process with the same global batch.
+"""Training under torchrun: 2 gloo processes on the CPU against 1 process with the same global
+batch.
 
 The worker (tests/ddp_worker.py) runs either as one plain process or under ``torchrun
 --nproc_per_node 2``; each rank writes its final weights, so the test can compare ranks with each
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mam_core.checkpoint import load_checkpoint
+from mam_core.core.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,13 +31,16 @@ def _env() -> dict:
 
 
 def _run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    res = subprocess.run(args, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, f"{' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    res = subprocess.run(args, env=_env(), cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout)
+    failed = f"{' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    assert res.returncode == 0, failed
     return res
 
 
 def _torchrun(*args: str, n: int = 2) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+            *args]
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -87,12 +91,14 @@ def test_every_trainer_under_two_processes(tmp_path):
     _run([sys.executable, str(WORKER), "trainers", str(one)])
     _run(_torchrun(str(WORKER), "trainers", str(two)))
     for stage in ("arm", "distill", "eb"):
-        assert _max_diff(_weights(two / f"{stage}.rank0.pt"), _weights(two / f"{stage}.rank1.pt")) == 0.0, stage
+        assert _max_diff(_weights(two / f"{stage}.rank0.pt"),
+                         _weights(two / f"{stage}.rank1.pt")) == 0.0, stage
     m1 = json.loads((one / "metrics.json").read_text())
     m2 = json.loads((two / "metrics.json").read_text())
     for m in (m1, m2):
         assert m["arm"]["arm_nll"] < m["init"]["arm_nll"] - 0.3  # stage 1 learned the data
-        assert m["distill"]["marginal_gap"] < m["arm"]["marginal_gap"] - 0.1  # stage 2 closed the gap
+        # stage 2 closed the gap
+        assert m["distill"]["marginal_gap"] < m["arm"]["marginal_gap"] - 0.1
         assert m["eb"]["eb_kl"] < m["eb_init"]["eb_kl"] - 0.15  # EB moved towards p*
     # same objective and global batch, different random streams: close, not equal
     assert m1["arm"]["arm_nll"] == pytest.approx(m2["arm"]["arm_nll"], abs=0.2)
@@ -102,10 +108,13 @@ def test_every_trainer_under_two_processes(tmp_path):
 
 def test_cli_under_torchrun_trains_resumes_and_refuses_other_commands(tmp_path):
     out = tmp_path / "run"
-    common = ["train-eb", "--energy", "ising", "--ising-size", "3", "--preset", "cpu_tiny", "--batch-size", "32",
-              "--out", str(out), "--no-progress", "--device", "cpu", "--log-every", "5", "--checkpoint-every", "10"]
+    common = ["train-eb", "--energy", "ising", "--ising-size", "3", "--preset", "cpu_tiny",
+              "--batch-size", "32",
+              "--out", str(out), "--no-progress", "--device", "cpu", "--log-every", "5",
+              "--checkpoint-every", "10"]
     res = _run(_torchrun("-m", "mam_core.cli", *common, "--steps", "20"))
-    assert res.stdout.count("energy-based training finished at step 20") == 1  # rank 0 reports alone
+    assert res.stdout.count("energy-based training finished at step "
+                            "20") == 1  # rank 0 reports alone
     ck = load_checkpoint(out / "checkpoint.pt")
     assert ck.train_state["step"] == 20 and ck.train_state["extra"]["chains"].shape == (32, 9)
     _run(_torchrun("-m", "mam_core.cli", *common, "--steps", "30", "--resume"))
@@ -117,18 +126,22 @@ def test_cli_under_torchrun_trains_resumes_and_refuses_other_commands(tmp_path):
     assert load_checkpoint(out / "checkpoint.pt").train_state["step"] == 35
     # a stop file stops every rank at the same step, with a checkpoint
     (tmp_path / "STOP").touch()
-    res = _run(_torchrun("-m", "mam_core.cli", *common, "--steps", "100", "--resume", "--stop-file", str(tmp_path / "STOP")))
+    res = _run(_torchrun("-m", "mam_core.cli", *common, "--steps", "100", "--resume", "--stop-file",
+                         str(tmp_path / "STOP")))
     assert res.stdout.count("stopped early at step 35") == 1
     assert load_checkpoint(out / "checkpoint.pt").train_state["step"] == 35
 
     bad = subprocess.run(
-        _torchrun("-m", "mam_core.cli", "train-eb", "--energy", "ising", "--ising-size", "3", "--batch-size", "33",
-                  "--steps", "2", "--out", str(tmp_path / "bad"), "--no-progress", "--device", "cpu"),
+        _torchrun("-m", "mam_core.cli", "train-eb", "--energy", "ising", "--ising-size", "3",
+                  "--batch-size", "33",
+                  "--steps", "2", "--out", str(tmp_path / "bad"), "--no-progress", "--device",
+                  "cpu"),
         env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert bad.returncode != 0 and "does not split evenly over 2 processes" in bad.stderr
     sample = subprocess.run(
-        _torchrun("-m", "mam_core.cli", "sample", "--model", str(out / "checkpoint.pt"), "--order", "l2r"),
+        _torchrun("-m", "mam_core.cli", "sample", "--model", str(out / "checkpoint.pt"), "--order",
+                  "l2r"),
         env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert sample.returncode != 0 and "run under torchrun" in sample.stderr

@@ -1,4 +1,5 @@
-"""Molecular energies: hand-computed values on known molecules, the invalid floor, caching, tensors."""
+"""Molecular energies: hand-computed values on known molecules, the invalid floor, caching,
+tensors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from energies import ENERGIES, MOLECULAR_ENERGIES, get_energy
 from energies.molecular import LipophilicityEnergy, SubstructureEnergy, WeightedSumEnergy
-from mam_core.tokenizers import SelfiesTokenizer
+from mam_core.chem.tokenizers import SelfiesTokenizer
 
 BENZENE = "c1ccccc1"
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
@@ -22,7 +23,8 @@ MW_ASPIRIN = 180.159
 
 @pytest.fixture(scope="module")
 def tok():
-    return SelfiesTokenizer.build([BENZENE, ASPIRIN, "CCO", "CCN(CC)CC", "O=C(O)c1ccncc1"], max_length=20)
+    return SelfiesTokenizer.build([BENZENE, ASPIRIN, "CCO", "CCN(CC)CC", "O=C(O)c1ccncc1"],
+                                  max_length=20)
 
 
 def test_all_molecular_energies_are_registered():
@@ -40,12 +42,15 @@ def test_lipophilicity_matches_hand_computed_values():
 
 
 def test_qed_sa_and_weight_window_on_aspirin():
-    assert get_energy("qed", tau=0.5).score_smiles([ASPIRIN])[0] == pytest.approx(QED_ASPIRIN / 0.5, abs=1e-3)
-    assert get_energy("sa", tau=2.0).score_smiles([ASPIRIN])[0] == pytest.approx(-SA_ASPIRIN / 2.0, abs=1e-2)
+    qed = get_energy("qed", tau=0.5).score_smiles([ASPIRIN])[0]
+    assert qed == pytest.approx(QED_ASPIRIN / 0.5, abs=1e-3)
+    sa = get_energy("sa", tau=2.0).score_smiles([ASPIRIN])[0]
+    assert sa == pytest.approx(-SA_ASPIRIN / 2.0, abs=1e-2)
     inside = get_energy("mol_weight", low=150, high=200)
     assert inside.score_smiles([ASPIRIN])[0] == 0.0
     below = get_energy("mol_weight", low=200, high=300, scale=10.0, tau=2.0)
-    assert below.score_smiles([ASPIRIN])[0] == pytest.approx(-(((200 - MW_ASPIRIN) / 10.0) ** 2) / 2.0, abs=1e-3)
+    expected = -(((200 - MW_ASPIRIN) / 10.0) ** 2) / 2.0
+    assert below.score_smiles([ASPIRIN])[0] == pytest.approx(expected, abs=1e-3)
 
 
 def test_substructure_presence():
@@ -98,7 +103,9 @@ def test_tensor_interface_decodes_and_caches(tok):
     x = tok.encode_batch([BENZENE, ASPIRIN, BENZENE])
     out = e(x)
     assert out.dtype == torch.float32 and out.shape == (3,)
-    assert torch.allclose(out, torch.tensor(e.score_smiles([BENZENE, ASPIRIN, BENZENE]), dtype=torch.float32))
+    assert torch.allclose(out,
+                          torch.tensor(e.score_smiles([BENZENE, ASPIRIN, BENZENE]),
+                                       dtype=torch.float32))
     assert e.cache_info().hits == 1  # the second benzene row was not scored again
     empty = torch.full((1, tok.D), tok.pad_id)  # decodes to the empty molecule
     assert e(empty).item() == e.floor

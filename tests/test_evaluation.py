@@ -12,11 +12,15 @@ import torch
 
 from conftest import perturbed
 from mam_core import MaM, NetworkConfig, TrainConfig, distill, train_arm
-from mam_core.evaluation import evaluate_molecule_model, likelihood_agreement, mask_random_subsets
-from mam_core.mol_metrics import uniqueness, validity
-from mam_core.molecules import attach_tokenizer
-from mam_core.moses import load_moses
-from mam_core.tokenizers import SelfiesTokenizer
+from mam_core.workflows.evaluation import (
+    evaluate_molecule_model,
+    likelihood_agreement,
+    mask_random_subsets,
+)
+from mam_core.chem.metrics import uniqueness, validity
+from mam_core.chem.molecules import attach_tokenizer
+from mam_core.chem.moses import load_moses
+from mam_core.chem.tokenizers import SelfiesTokenizer
 
 
 def test_agreement_is_perfect_for_a_model_compared_with_itself_at_the_empty_set():
@@ -41,7 +45,8 @@ def test_the_timed_sides_are_one_pass_against_one_pass_per_observed_position():
         setattr(m.net, head, counted)
     x = torch.randint(0, 3, (10, 6))
     agree = likelihood_agreement(m, x, batch_size=4)  # 3 batches
-    assert calls == {"marginal": 1 + 3, "conditional": 3 * 6}  # warm-up + one per batch; D per batch
+    assert calls == {"marginal": 1 + 3,
+                     "conditional": 3 * 6}  # warm-up + one per batch; D per batch
     s = agree.summary()
     assert s["speedup"] == pytest.approx(agree.seconds_arm / agree.seconds_mam)
     assert s["ms_per_molecule_arm"] == pytest.approx(1e3 * agree.seconds_arm / 10)
@@ -49,7 +54,8 @@ def test_the_timed_sides_are_one_pass_against_one_pass_per_observed_position():
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 0.8])
 def test_bits_per_token_count_the_observed_positions(fraction):
-    """A fresh MaM is the uniform distribution: log2 K bits per observed token however much is masked."""
+    """A fresh MaM is the uniform distribution: log2 K bits per observed token however much is
+    masked."""
     m = MaM(NetworkConfig(D=8, K=4, arch="mlp", hidden=16, n_layers=1))
     x = mask_random_subsets(torch.randint(0, 4, (50, 8)), m.mask_id, fraction, seed=1)
     s = likelihood_agreement(m, x, with_arm=False).summary()
@@ -67,15 +73,18 @@ def test_mask_random_subsets_hides_about_the_requested_fraction():
 
 def test_report_end_to_end(tmp_path):
     train = load_moses("train", limit=300)
-    tok, batch = SelfiesTokenizer.fit_encode(train, drop_invalid=True, drop_long=True, max_length=50)
+    tok, batch = SelfiesTokenizer.fit_encode(train, drop_invalid=True, drop_long=True,
+                                             max_length=50)
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=32, n_layers=1, n_heads=2), tok.vocab)
     attach_tokenizer(model, tok)
     train_arm(model, batch.ids, TrainConfig(steps=30, batch_size=32), progress=False)
     distill(model, batch.ids, TrainConfig(steps=10, batch_size=32), progress=False)
-    res = evaluate_molecule_model(model, load_moses("test", limit=60), train, tmp_path, n_test=40, n_samples=40)
+    res = evaluate_molecule_model(model, load_moses("test", limit=60), train, tmp_path, n_test=40,
+                                  n_samples=40)
     lik, partial = res["likelihood"]["test molecules"], res["likelihood"]["partial (50% observed)"]
     assert lik["n"] > 30 and np.isfinite(lik["nll_arm_nats"])
-    assert lik["spearman"] > 0.5 and res["arm_vs_arm_spearman"] > 0.9  # molecule size alone orders them
+    # molecule size alone orders them
+    assert lik["spearman"] > 0.5 and res["arm_vs_arm_spearman"] > 0.9
     assert lik["speedup"] > 1
     # per observed token, hiding half of each molecule leaves the rate about where it was
     assert partial["observed_per_row"] < 0.6 * lik["observed_per_row"]
@@ -83,9 +92,13 @@ def test_report_end_to_end(tmp_path):
     samples = pd.read_csv(tmp_path / "samples.csv", keep_default_na=False)
     smiles = samples["SMILES"].tolist()
     assert len(smiles) == 40 and all(smiles)  # no sample decodes to an empty string
-    assert res["samples"]["validity"] == validity(smiles) and res["samples"]["uniqueness"] == uniqueness(smiles)
-    # unconditional samples of this tiny model have no aromatic ring; the fixed fragment brings benzene
-    assert res["conditional"]["task"] == "superstructure" and res["conditional"]["matched_first_draw"] >= 0.5
-    for name in ["report.md", "metrics.json", "likelihood.csv", "samples.csv", "test_likelihoods.csv", "mam_vs_arm.html", "property_logP.html"]:
+    assert res["samples"]["validity"] == validity(smiles)
+    assert res["samples"]["uniqueness"] == uniqueness(smiles)
+    # unconditional samples of this tiny model have no aromatic ring; the fixed fragment brings
+    # benzene
+    assert res["conditional"]["task"] == "superstructure"
+    assert res["conditional"]["matched_first_draw"] >= 0.5
+    for name in ["report.md", "metrics.json", "likelihood.csv", "samples.csv",
+                 "test_likelihoods.csv", "mam_vs_arm.html", "property_logP.html"]:
         assert (tmp_path / name).is_file(), name
     assert json.loads((tmp_path / "metrics.json").read_text())["samples"]["n"] == 40

@@ -9,14 +9,16 @@ import subprocess
 import sys
 import time
 
-from mam_core.checkpoint import load_checkpoint
+from mam_core.core.checkpoint import load_checkpoint
 from mam_core.cli import main
 
 
 def test_sigkill_mid_run_then_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train-eb", "--energy", "ising", "--ising-size", "3", "--out", str(out), "--batch-size", "32",
-            "--hidden", "32", "--checkpoint-every", "10", "--log-every", "10", "--no-progress", "--device", "cpu"]
+    args = ["train-eb", "--energy", "ising", "--ising-size", "3", "--out", str(out), "--batch-size",
+            "32",
+            "--hidden", "32", "--checkpoint-every", "10", "--log-every", "10", "--no-progress",
+            "--device", "cpu"]
     proc = subprocess.Popen([sys.executable, "-m", "mam_core.cli", *args, "--steps", "100000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = out / "checkpoint.pt"
@@ -27,7 +29,9 @@ def test_sigkill_mid_run_then_resume(tmp_path, capsys):
                 break
             time.sleep(0.2)
         else:
-            raise AssertionError("no checkpoint at step >= 30 within 120 s: " + proc.stderr.read1().decode())
+            raise AssertionError(
+                "no checkpoint at step >= 30 within 120 s: " + proc.stderr.read1().decode()
+            )
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -46,7 +50,8 @@ def test_sigkill_mid_run_then_resume(tmp_path, capsys):
     assert resumed.train_state["step"] == target
     steps = [r["step"] for r in resumed.metadata["training"][-1]["history"]]
     assert steps == sorted(steps) and steps[-1] == target and len(set(steps)) == len(steps)
-    assert [p.name for p in out.iterdir()] == ["checkpoint.pt"]  # temp files of a killed write are swept
+    assert [p.name
+            for p in out.iterdir()] == ["checkpoint.pt"]  # temp files of a killed write are swept
 
 
 def test_a_stale_temp_file_is_swept_by_the_next_save(tmp_path):

@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from energies import get_energy
-from mam_core.config import NetworkConfig, TrainConfig
-from mam_core.finetune import PriorTiltedTarget, fine_tune
-from mam_core.model import MaM
-from mam_core.molecules import attach_tokenizer, tokenizer_of
-from mam_core.tokenizers import SelfiesTokenizer, make_template
+from mam_core.core.config import NetworkConfig, TrainConfig
+from mam_core.workflows.finetune import PriorTiltedTarget, fine_tune
+from mam_core.core.model import MaM
+from mam_core.chem.molecules import attach_tokenizer, tokenizer_of
+from mam_core.chem.tokenizers import SelfiesTokenizer, make_template
 
-SMILES = ["CCO", "CCN(CC)CC", "O=C(O)c1ccncc1", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "ClCCl", "OCC(O)CO", "CCCCCC"]
+SMILES = ["CCO", "CCN(CC)CC", "O=C(O)c1ccncc1", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "ClCCl",
+          "OCC(O)CO", "CCCCCC"]
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,10 @@ def test_fine_tuning_moves_the_reward_up(tok):
     rec = res.history[-1]
     for key in ("reward_mean", "kl_minus_logz", "sc_abs_err", "log_f_mean", "sec_per_step"):
         assert key in rec
-    # the prior handed in explicitly is left trainable (the app fine-tunes copies of one shared model)
-    fine_tune(copy.deepcopy(untouched), energy, TrainConfig(steps=1, batch_size=8), prior=untouched, progress=False)
+    # the prior handed in explicitly is left trainable (the app fine-tunes copies of one shared
+    # model)
+    fine_tune(copy.deepcopy(untouched), energy, TrainConfig(steps=1, batch_size=8), prior=untouched,
+              progress=False)
     assert all(p.requires_grad for p in untouched.parameters())
     info = model.metadata["training"][-1]
     assert info["fine_tuned"] and info["beta"] == 0.2 and info["energy"] == "lipophilicity"
@@ -79,13 +82,14 @@ def test_fixed_substructure_stays_fixed(tok):
 
 
 def test_cli_fine_tunes_and_trains_from_scratch(tok, tmp_path):
-    from mam_core import checkpoint as ckpt
+    from mam_core.core import checkpoint as ckpt
     from mam_core.cli import main
 
     init = tmp_path / "prior.pt"
     ckpt.save(_model(tok), init)
     out = tmp_path / "ft"
-    rc = main(["train-eb", "--energy", "lipophilicity", "--target", "-2", "--tau", "0.5", "--init", str(init),
+    rc = main(["train-eb", "--energy", "lipophilicity", "--target", "-2", "--tau", "0.5", "--init",
+               str(init),
                "--beta", "0.5", "--fragment", "c1ccccc1", "--steps", "6", "--batch-size", "16",
                "--out", str(out), "--no-progress"])
     assert rc in (0, None)
@@ -108,4 +112,5 @@ def test_cli_rejects_bad_energy_input(tmp_path, capsys):
     assert main(["train-eb", "--energy", "substructure", "--smarts", "C((", "--steps", "1",
                  "--out", str(tmp_path / "x"), "--no-progress"]) == 2
     assert "SMARTS" in capsys.readouterr().err
-    assert main(["train-eb", "--energy", "qed", "--energy-params", "[1]", "--out", str(tmp_path / "y")]) == 2
+    assert main(["train-eb", "--energy", "qed", "--energy-params", "[1]", "--out",
+                 str(tmp_path / "y")]) == 2

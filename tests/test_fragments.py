@@ -16,9 +16,9 @@ from mam_core import MaM, NetworkConfig
 from mam_core.chem import safe
 from mam_core.chem.fragments import FragmentError, fragment_blocks, match_atoms, parse_fragment
 from mam_core.chem.training_data import fragment_block_dataset
-from mam_core.molecules import attach_tokenizer
-from mam_core.moses import load_moses
-from mam_core.tokenizers import SafeTokenizer, get_tokenizer, tokenizer_from_dict
+from mam_core.chem.molecules import attach_tokenizer
+from mam_core.chem.moses import load_moses
+from mam_core.chem.tokenizers import SafeTokenizer, get_tokenizer, tokenizer_from_dict
 from mam_core.workflows.generate import STATUS_OK, generate_molecules
 
 
@@ -75,10 +75,12 @@ def test_safe_tokenizer_round_trip_and_persistence(moses_200):
     assert ids.shape[0] == 2 * len(moses_200) and ids.shape[1] == 64
     assert {"%10", ".", "<pad>"} <= set(tok.vocab.tokens)
     decoded = tok.decode_batch(ids)
-    assert decoded[0::2] == [canon(s) for s in moses_200]  # both shuffles of a molecule decode to it
+    assert decoded[0::2] == [canon(s)
+                             for s in moses_200]  # both shuffles of a molecule decode to it
     assert decoded[1::2] == [canon(s) for s in moses_200]
     again = tokenizer_from_dict(tok.to_dict())
-    assert isinstance(again, SafeTokenizer) and again.encode(moses_200[0]) == tok.encode(moses_200[0])
+    assert isinstance(again,
+                      SafeTokenizer) and again.encode(moses_200[0]) == tok.encode(moses_200[0])
     assert tok.decode(tok.encode(moses_200[1])) == canon(moses_200[1])
 
 
@@ -212,7 +214,8 @@ def test_guarantee_every_ok_row_matches_and_failures_are_marked(safe_model, monk
     for smi, status, atoms in zip(table["SMILES"], table["status"], table["matched_atoms"]):
         if status == STATUS_OK:
             assert match_atoms(smi, spec) is not None and len(atoms) == spec.query.GetNumAtoms()
-    assert table["status"][1] == "invalid molecule" and table["rounds"][1] == 3  # resampled, still failing
+    # resampled, still failing
+    assert table["status"][1] == "invalid molecule" and table["rounds"][1] == 3
     assert sampler.calls == 3
     s = table.attrs["summary"]
     assert s["requested"] == 4 and s["matched"] == 2 + (table["status"][3] == STATUS_OK)
@@ -248,7 +251,7 @@ def test_unknown_element_is_refused_with_the_token_named(safe_model):
 
 
 def test_selfies_model_refuses_linker_and_says_so():
-    from mam_core.tokenizers import SelfiesTokenizer
+    from mam_core.chem.tokenizers import SelfiesTokenizer
 
     tok = SelfiesTokenizer.build(load_moses("train", limit=100))
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)

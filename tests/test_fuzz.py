@@ -8,31 +8,38 @@ import math
 import re
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from energies import get_energy
 from mam_core import MaM, NetworkConfig, save
-from mam_core.checkpoint import CheckpointError, load_checkpoint
+from mam_core.core.checkpoint import CheckpointError, load_checkpoint
 from mam_core.cli import main
-from mam_core.model_store import ModelStoreError, sanitize_name
-from mam_core.molecules import attach_tokenizer
-from mam_core.orders import parse_order
-from mam_core.scoring import ScoringInputError, decode_upload, parse_smiles_text
-from mam_core.tokenizers import SelfiesTokenizer, SmilesTokenizer, TokenizationError, make_template
+from mam_core.workflows.model_store import ModelStoreError, sanitize_name
+from mam_core.chem.molecules import attach_tokenizer
+from mam_core.core.orders import parse_order
+from mam_core.workflows.scoring import ScoringInputError, decode_upload, parse_smiles_text
+from mam_core.chem.tokenizers import (
+    SelfiesTokenizer,
+    SmilesTokenizer,
+    TokenizationError,
+    make_template,
+)
 
 FUZZ = settings(max_examples=400, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-TRAIN = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC", "O=C(O)c1ccncc1", "ClCCl", "C#N", "C1CC1"]
-SMILES_CHARS = st.sampled_from(list("CNOcnos()[]=#123456789+-@/\\%.BrClFIPS Hl*~") + ["\n", "\t", "é", "\x00"])
+TRAIN = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC", "O=C(O)c1ccncc1", "ClCCl", "C#N",
+         "C1CC1"]
+SMILES_CHARS = st.sampled_from(list("CNOcnos()[]=#123456789+-@/\\%.BrClFIPS "
+                                    "Hl*~") + ["\n", "\t", "é", "\x00"])
 smiles_like = st.text(SMILES_CHARS, max_size=40)
 any_text = st.one_of(smiles_like, st.text(max_size=60))
 
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    return [SelfiesTokenizer.build(TRAIN, max_length=30), SmilesTokenizer.build(TRAIN, max_length=30)]
+    return [SelfiesTokenizer.build(TRAIN, max_length=30),
+            SmilesTokenizer.build(TRAIN, max_length=30)]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +100,8 @@ def test_uploads_decode_or_say_why(data):
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=300), st.binary(max_size=40).map(lambda b: b"PK\x03\x04" + b)))
+@given(data=st.one_of(st.binary(max_size=300),
+                      st.binary(max_size=40).map(lambda b: b"PK\x03\x04" + b)))
 def test_random_bytes_never_load_as_a_checkpoint(tmp_path, data):
     path = tmp_path / "x.pt"
     path.write_bytes(data)
@@ -120,7 +128,8 @@ def test_model_names_are_sanitised(name):
     except ModelStoreError as err:
         assert str(err)
     else:
-        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", stem) and "/" not in stem and stem != "default"
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*",
+                            stem) and "/" not in stem and stem != "default"
 
 
 @FUZZ
@@ -142,7 +151,8 @@ def test_mam_score_on_arbitrary_files(tmp_path, model_file, capsys, content):
     assert rc in (0, 2)
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert all(ln.startswith(("skipped line ", "mam score: error:", "scored ")) for ln in lines), lines
+    assert all(ln.startswith(("skipped line ", "mam score: error:", "scored "))
+               for ln in lines), lines
     if rc == 2:
         assert lines[-1].startswith("mam score: error:")
     else:

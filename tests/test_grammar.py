@@ -10,8 +10,8 @@ from rdkit import Chem, rdBase
 
 from mam_core.chem import safe
 from mam_core.chem.grammar import BlockGrammar, GrammarState, grammar_for, max_valence
-from mam_core.moses import load_moses
-from mam_core.tokenizers import SafeTokenizer, SelfiesTokenizer, SmilesTokenizer
+from mam_core.chem.moses import load_moses
+from mam_core.chem.tokenizers import SafeTokenizer, SelfiesTokenizer, SmilesTokenizer
 
 rdBase.DisableLog("rdApp.*")
 
@@ -146,7 +146,8 @@ def test_sampling_with_the_constraint_gives_complete_strings(safe_tok):
     from mam_core import MaM, NetworkConfig
 
     torch.manual_seed(0)
-    model = MaM(NetworkConfig(D=safe_tok.D, K=safe_tok.K, d_model=16, n_layers=1, n_heads=2), safe_tok.vocab)
+    net = NetworkConfig(D=safe_tok.D, K=safe_tok.K, d_model=16, n_layers=1, n_heads=2)
+    model = MaM(net, safe_tok.vocab)
     g = grammar_for(safe_tok)
     x = model.sample(24, order="l2r", seed=0, constraint=g)
     assert all(g.is_complete(row) for row in x.tolist())

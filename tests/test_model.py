@@ -9,7 +9,7 @@ import torch
 
 from conftest import all_states, perturbed
 from mam_core import MaM, NetworkConfig
-from mam_core.orders import restrict_order
+from mam_core.core.orders import restrict_order
 
 
 def test_arm_is_normalised_for_a_fixed_order(tiny_model):
@@ -98,7 +98,8 @@ def test_config_validation():
 
 
 def test_perturbed_marginal_still_normalised_at_empty_set():
-    m = perturbed(MaM(NetworkConfig(D=4, K=2, arch="transformer", d_model=16, n_layers=1, n_heads=2)))
+    m = perturbed(MaM(NetworkConfig(D=4, K=2, arch="transformer", d_model=16, n_layers=1,
+                                    n_heads=2)))
     assert float(m.log_marginal(m.empty(1)).detach().abs()) < 1e-6
 
 
@@ -120,14 +121,15 @@ def test_old_configs_without_marginal_pool_read_as_cls():
 
 def test_with_marginal_pool_keeps_the_conditionals_and_warm_start_copies_the_trunk():
     torch.manual_seed(0)
-    m = perturbed(MaM(NetworkConfig(D=5, K=3, d_model=16, n_layers=1, n_heads=2, marginal_pool="cls")))
+    m = perturbed(MaM(NetworkConfig(D=5, K=3, d_model=16, n_layers=1, n_heads=2,
+                                    marginal_pool="cls")))
     new = m.with_marginal_pool("cls+sum")
     assert new.config.marginal_pool == "cls+sum" and new.net.position_head is not None
     x = torch.tensor([[0, 1, 3, 3, 2]])
     assert torch.allclose(new.conditional_logits(x), m.conditional_logits(x))
     assert m.with_marginal_pool("cls") is m
-    assert new.net.warm_start_marginal()
+    assert new.warm_start_marginal()
     for a, b in zip(new.net.marginal_trunk.parameters(), new.net.conditional_trunk.parameters()):
         assert torch.equal(a, b) and a is not b
     shared = MaM(NetworkConfig(D=5, K=3, d_model=16, n_layers=1, n_heads=2, shared_trunk=True))
-    assert not shared.net.warm_start_marginal()
+    assert not shared.warm_start_marginal()

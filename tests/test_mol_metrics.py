@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mam_core.mol_metrics import (
+from mam_core.chem.metrics import (
     canonical,
     canonical_set,
     internal_diversity,

@@ -3,8 +3,8 @@
 import torch
 
 from mam_core import MaM, NetworkConfig
-from mam_core.moses import load_moses
-from mam_core.tokenizers import SafeTokenizer
+from mam_core.chem.moses import load_moses
+from mam_core.chem.tokenizers import SafeTokenizer
 from mam_core.workflows.monitor import molecule_monitor
 
 
@@ -12,7 +12,7 @@ def test_monitor_adds_heldout_nll_and_sample_quality_on_its_steps_only():
     tok = SafeTokenizer.build(load_moses("train")[:200], max_length=60, drop_long=True)
     torch.manual_seed(0)
     model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
-    from mam_core.molecules import attach_tokenizer
+    from mam_core.chem.molecules import attach_tokenizer
 
     attach_tokenizer(model, tok)
     heldout = tok.encode_batch(load_moses("test")[:20])
@@ -24,7 +24,7 @@ def test_monitor_adds_heldout_nll_and_sample_quality_on_its_steps_only():
     assert on["heldout_nll"] > 0 and {"validity", "uniqueness", "quality"} <= set(on)
     # the samples are drawn under the syntax constraint: an untrained model then writes some
     # molecules, and none without it
-    from mam_core.mol_metrics import validity
+    from mam_core.chem.metrics import validity
 
     assert on["validity"] >= 0.1
     assert validity(tok.decode_batch(model.sample(16, order="l2r", seed=10))) == 0

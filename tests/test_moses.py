@@ -1,5 +1,6 @@
-"""Tests for mam_core.moses and bench/make_moses_subset.py: the embedded subset, the wheel reader
-(on a tiny fake wheel, and on the real one when it has been downloaded) and the clear errors."""
+"""Tests for mam_core.chem.moses and bench/make_moses_subset.py: the embedded subset, the wheel
+reader (on a tiny fake wheel, and on the real one when it has been downloaded) and the clear
+errors."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
-import mam_core.moses as moses_mod
-from mam_core.moses import EMBEDDED_FILES, WHEEL_MEMBERS, data_dir, load_moses, read_wheel_split
-from mam_core.tokenizers import is_valid_smiles
+import mam_core.chem.moses as moses_mod
+from mam_core.chem.moses import (
+    EMBEDDED_FILES,
+    WHEEL_MEMBERS,
+    data_dir,
+    load_moses,
+    read_wheel_split,
+)
+from mam_core.chem.tokenizers import is_valid_smiles
 
 REAL_WHEEL = Path("/tmp/molsets/molsets-0.3.1-py3-none-any.whl")
 ROOT = Path(__file__).resolve().parent.parent

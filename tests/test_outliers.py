@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from mam_core import checkpoint as ckpt
-from mam_core.molecules import default_model_path
-from mam_core.moses import load_moses
+from mam_core.core import checkpoint as ckpt
+from mam_core.paths import default_model_path
+from mam_core.chem.moses import load_moses
 from mam_core.workflows.outliers import SCORES, calibrate, calibration_of, score_table
 
 
@@ -39,8 +39,10 @@ def test_a_piece_is_not_more_typical_than_its_molecule_just_for_being_small(cali
         if p is not None:
             whole.append(s)
             pieces.append(p)
-    raw_w, raw_p = (score_table(model, x, "raw", cal)["outlier_score"].to_numpy() for x in (whole, pieces))
-    lr_w, lr_p = (score_table(model, x, "likelihood_ratio", cal)["outlier_score"].to_numpy() for x in (whole, pieces))
+    raw_w, raw_p = (score_table(model, x, "raw", cal)["outlier_score"].to_numpy()
+                    for x in (whole, pieces))
+    lr_w, lr_p = (score_table(model, x, "likelihood_ratio", cal)["outlier_score"].to_numpy()
+                  for x in (whole, pieces))
     ok = np.isfinite(raw_w) & np.isfinite(raw_p)
     assert ok.sum() >= 40
     # raw NLL calls most lone rings more typical than the drug-like molecule they came from
@@ -57,7 +59,8 @@ def test_every_row_is_kept_in_order_with_its_reason(calibrated):
         assert t["smiles"].tolist() == rows
         bad = t["error"] != ""
         assert bad.tolist() == [False, True, True, True, True, False]
-        assert np.isinf(t.loc[bad, "outlier_score"]).all() and (t.loc[bad, "percentile"] == 100).all()
+        assert np.isinf(t.loc[bad, "outlier_score"]).all()
+        assert (t.loc[bad, "percentile"] == 100).all()
         assert np.isfinite(t.loc[~bad, "outlier_score"]).all()
         assert t["outlier_score"].rank(ascending=False).loc[bad].max() <= bad.sum()  # ranked first
     errors = score_table(model, rows, "raw", cal)["error"].tolist()

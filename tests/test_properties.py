@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from energies import properties
-from energies.properties import (
+from mam_core.chem import properties
+from mam_core.chem.properties import (
     PROPERTIES,
     compute_properties,
     logp,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from energies import properties
-from mam_core import mol_metrics, tokenizers
+from mam_core.chem import metrics, properties, tokenizers
 from mam_core.chem.rdkit_utils import canonical, is_valid, mol_from_smiles
 
 
@@ -18,4 +17,4 @@ def test_canonical_and_validity_agree_on_edge_cases():
 def test_old_names_are_thin_aliases_of_one_implementation():
     assert tokenizers.canonicalize_smiles is canonical and tokenizers.is_valid_smiles is is_valid
     assert properties.mol_from_smiles is mol_from_smiles and properties.is_valid is is_valid
-    assert mol_metrics.canonical is canonical
+    assert metrics.canonical is canonical

@@ -7,7 +7,7 @@ import torch
 
 from conftest import all_states, perturbed
 from mam_core import MaM, NetworkConfig
-from mam_core.sampling import sample
+from mam_core.core.sampling import sample
 
 
 @pytest.fixture
@@ -32,7 +32,8 @@ def test_samples_follow_the_arm_distribution_of_their_order(model, order):
 
 
 def test_every_order_option_gives_valid_samples(model):
-    for order in ["random", "l2r", "r2l", torch.tensor([3, 2, 1, 0]), torch.stack([torch.randperm(4) for _ in range(5)])]:
+    for order in ["random", "l2r", "r2l", torch.tensor([3, 2, 1, 0]),
+                  torch.stack([torch.randperm(4) for _ in range(5)])]:
         x = model.sample(5, order=order, seed=0)
         assert x.shape == (5, 4) and x.min() >= 0 and x.max() <= 1
 
@@ -47,7 +48,8 @@ def test_bad_orders_are_rejected(model):
 
 
 def test_template_positions_never_change():
-    m = perturbed(MaM(NetworkConfig(D=8, K=5, arch="transformer", d_model=32, n_layers=2, n_heads=4)))
+    m = perturbed(MaM(NetworkConfig(D=8, K=5, arch="transformer", d_model=32, n_layers=2,
+                                    n_heads=4)))
     template = torch.tensor([4, 5, 5, 0, 5, 2, 5, 5])  # 5 = mask
     fixed = template != 5
     for order in ["random", "l2r", "r2l", torch.arange(7, -1, -1)]:
@@ -111,7 +113,7 @@ def test_sample_rejects_bad_arguments(model):
 
 # ----------------------------------------------------------------------------- top-p, confidence
 def test_top_p_keeps_only_the_nucleus():
-    from mam_core.sampling import _draw
+    from mam_core.core.sampling import _draw
 
     logits = torch.log(torch.tensor([[0.6, 0.3, 0.1]])).expand(4000, 3)
     g = torch.Generator().manual_seed(0)
@@ -135,7 +137,8 @@ def test_confidence_order_fills_the_most_certain_position_first():
 def test_confidence_keeps_a_template_and_fills_several_per_pass():
     model = perturbed(MaM(NetworkConfig(D=6, K=3, arch="mlp", hidden=32, n_layers=2)), scale=1.0)
     template = torch.tensor([2, model.mask_id, model.mask_id, 0, model.mask_id, model.mask_id])
-    x, traj = model.sample(4, order="confidence", template=template, seed=1, per_pass=2, return_trajectory=True)
+    x, traj = model.sample(4, order="confidence", template=template, seed=1, per_pass=2,
+                           return_trajectory=True)
     assert (x[:, [0, 3]] == torch.tensor([2, 0])).all() and (x != model.mask_id).all()
     assert len(traj) == 1 + 2  # four masked positions, two per pass
     with pytest.raises(ValueError, match="confidence"):
@@ -160,4 +163,5 @@ def test_a_constraint_that_allows_nothing_leaves_the_model_as_it_is(model):
     def nothing(x, pos, mask_id):
         return torch.zeros(x.shape[0], 2, dtype=torch.bool)
 
-    assert torch.equal(model.sample(50, order="l2r", seed=3, constraint=nothing), model.sample(50, order="l2r", seed=3))
+    constrained = model.sample(50, order="l2r", seed=3, constraint=nothing)
+    assert torch.equal(constrained, model.sample(50, order="l2r", seed=3))

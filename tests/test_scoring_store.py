@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mam_core import MaM, NetworkConfig
-from mam_core.model_store import (
+from mam_core.workflows.model_store import (
     ModelStoreError,
     delete_model,
     import_model,
@@ -18,8 +18,15 @@ from mam_core.model_store import (
     sanitize_name,
     save_model,
 )
-from mam_core.scoring import ScoringInputError, agreement, decode_upload, parse_smiles_text, position_distributions, score_molecules
-from mam_core.tokenizers import SelfiesTokenizer, make_template
+from mam_core.workflows.scoring import (
+    ScoringInputError,
+    agreement,
+    decode_upload,
+    parse_smiles_text,
+    position_distributions,
+    score_molecules,
+)
+from mam_core.chem.tokenizers import SelfiesTokenizer, make_template
 
 from conftest import install_default_molecule_model, perturbed
 
@@ -27,7 +34,8 @@ from conftest import install_default_molecule_model, perturbed
 @pytest.fixture()
 def mol_model(tmp_path, monkeypatch):
     tok = SelfiesTokenizer.build(["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CCN"], max_length=24)
-    m = perturbed(MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab), 0.1)
+    m = perturbed(MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2),
+                      tok.vocab), 0.1)
     return install_default_molecule_model(m, tok, tmp_path, monkeypatch)
 
 
@@ -55,7 +63,7 @@ def test_score_molecules_matches_the_model_and_keeps_bad_rows(mol_model):
     t = res.table
     assert list(t["input"]) == ["CCO", "nope", "c1ccccc1"] and res.n_scored == 2
     assert np.isnan(t.loc[1, "log_p_mam"]) and "RDKit cannot parse" in t.loc[1, "error"]
-    from mam_core.molecules import tokenizer_of
+    from mam_core.chem.molecules import tokenizer_of
 
     x = tokenizer_of(mol_model).encode_batch(["CCO", "c1ccccc1"])
     expected = mol_model.log_marginal(x).detach().double().numpy()
@@ -67,7 +75,7 @@ def test_score_molecules_matches_the_model_and_keeps_bad_rows(mol_model):
 
 
 def test_position_distributions_are_distributions(mol_model):
-    from mam_core.molecules import tokenizer_of
+    from mam_core.chem.molecules import tokenizer_of
 
     tok = tokenizer_of(mol_model)
     template = make_template(tok, "CCO", start=2)
@@ -112,4 +120,5 @@ def test_import_model_checks_size_and_safety(mol_model, tmp_path):
     torch.save({"format": "mam-studio/checkpoint", "x": Evil()}, buf)
     with pytest.raises(ModelStoreError, match="refused|cannot be loaded"):
         import_model("evil.pt", buf.getvalue())
-    assert sorted(p.name for p in path.parent.iterdir()) == ["evil_name.pt"]  # nothing half-written left
+    assert sorted(p.name
+                  for p in path.parent.iterdir()) == ["evil_name.pt"]  # nothing half-written left

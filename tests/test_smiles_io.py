@@ -7,13 +7,14 @@ import gzip
 import pytest
 
 from mam_core.chem.smiles_io import SmilesInputError, parse_smiles_text, read_smiles_file
-from mam_core.molecules import MoleculeDataError, read_smiles
-from mam_core.scoring import ScoringInputError, parse_smiles_text as scoring_parse
+from mam_core.chem.molecules import MoleculeDataError, read_smiles
+from mam_core.workflows.scoring import ScoringInputError, parse_smiles_text as scoring_parse
 
 
 def test_csv_with_quoted_commas_reads_the_smiles_column(tmp_path):
     path = tmp_path / "mols.csv"
-    path.write_text('id,name,SMILES\n1,"ethanol, absolute",CCO\n2,"benzene, ""dry""",c1ccccc1\n3,"a, b, c",CC(=O)O\n')
+    path.write_text('id,name,SMILES\n1,"ethanol, absolute",CCO\n2,"benzene, '
+                    '""dry""",c1ccccc1\n3,"a, b, c",CC(=O)O\n')
     assert read_smiles_file(path) == ["CCO", "c1ccccc1", "CC(=O)O"]
     assert read_smiles(str(path)) == ["CCO", "c1ccccc1", "CC(=O)O"]
 
@@ -53,14 +54,17 @@ def test_empty_file_missing_file_and_bad_bytes_say_why(tmp_path):
 
 def test_missing_smiles_column_names_the_columns_found(tmp_path):
     (tmp_path / "t.csv").write_text("id,structure\n1,CCO\n")
-    with pytest.raises(SmilesInputError, match=r"'SMILES' column; its columns are \['id', 'structure'\]"):
+    with pytest.raises(SmilesInputError,
+                       match=r"'SMILES' column; its columns are \['id', 'structure'\]"):
         read_smiles_file(tmp_path / "t.csv")
 
 
 def test_text_is_sniffed_headers_and_empty_cells_kept():
     assert parse_smiles_text("SMILES\nCCO\n") == ["CCO"]  # a header line is not a molecule
-    assert parse_smiles_text("\ufeffid,Smiles\n1,CCO\n2,\n3,NA\n") == ["CCO", "", "NA"]  # rows kept for reporting
-    assert parse_smiles_text("smiles,b\nCCO,2,3\nCCN,4\n") == ["CCO", "CCN"]  # a longer row is not re-indexed
+    # rows kept for reporting
+    assert parse_smiles_text("\ufeffid,Smiles\n1,CCO\n2,\n3,NA\n") == ["CCO", "", "NA"]
+    # a longer row is not re-indexed
+    assert parse_smiles_text("smiles,b\nCCO,2,3\nCCN,4\n") == ["CCO", "CCN"]
     assert parse_smiles_text("CCO\n\nCCN", keep_blank_lines=True) == ["CCO", "", "CCN"]
     with pytest.raises(SmilesInputError, match="not a readable CSV"):
         parse_smiles_text('a,smiles\n"1,CCO\n')

@@ -1,5 +1,6 @@
-"""Tests for mam_core.tokenizers: round trips on real MOSES molecules, validity of random SELFIES,
-clear errors, persistence and templates.  Seeded and fast (a few seconds on 2 CPU cores)."""
+"""Tests for mam_core.chem.tokenizers: round trips on real MOSES molecules, validity of random
+SELFIES, clear errors, persistence and templates.  Seeded and fast (a few seconds on 2 CPU
+cores)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import selfies as sf
 import torch
 from rdkit import Chem, rdBase
 
-from mam_core.moses import load_moses
-from mam_core.tokenizers import (
+from mam_core.chem.moses import load_moses
+from mam_core.chem.tokenizers import (
     SELFIES_PAD,
     SMILES_PAD,
     DecodingError,
@@ -32,7 +33,7 @@ from mam_core.tokenizers import (
     make_template,
     tokenizer_from_dict,
 )
-from mam_core.vocab import UnknownTokenError, Vocabulary
+from mam_core.core.vocab import UnknownTokenError, Vocabulary
 
 # Measured once on the whole embedded train subset (200,000 molecules, seed 0; recorded in
 # data/README.md); checked in full only when MAM_FULL_DATA=1 (~3 minutes).

@@ -1,4 +1,5 @@
-"""Exact enumeration helpers (mam_core.toy), shared by the tests and the Ising energy."""
+"""Exact enumeration helpers (mam_core.core.enumeration), shared by the tests and the Ising
+energy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from energies import IsingEnergy
-from mam_core.toy import all_states, exact_log_marginal, pairwise_field
+from mam_core.core.enumeration import all_states, exact_log_marginal, pairwise_field
 
 
 def test_all_states_is_lexicographic_and_refuses_huge_spaces():
@@ -25,7 +26,10 @@ def test_exact_log_marginal_sums_the_completions():
     got = exact_log_marginal(xs, logp, rows, mask)
     for row, value in zip(rows, got):
         obs = row != mask
-        brute = torch.logsumexp(torch.stack([lp for x, lp in zip(xs, logp) if (x[obs] == row[obs]).all()]), 0)
+        brute = torch.logsumexp(torch.stack([lp
+                                             for x, lp in zip(xs,
+                                                              logp) if (x[obs] == row[obs]).all()]),
+                                                              0)
         assert torch.allclose(value, brute, atol=1e-12)
     assert abs(float(got[0])) < 1e-12  # nothing observed: log 1
 
@@ -35,4 +39,5 @@ def test_the_ising_energy_enumerates_with_the_same_helpers():
     assert torch.equal(e.all_states(), all_states(9, 2))
     x = e.all_states()[:7].clone()
     x[:, ::2] = e.mask_id
-    assert torch.equal(e.exact_log_marginal(x), exact_log_marginal(e.all_states(), e.exact_log_probs(), x, e.mask_id))
+    assert torch.equal(e.exact_log_marginal(x),
+                       exact_log_marginal(e.all_states(), e.exact_log_probs(), x, e.mask_id))

@@ -11,9 +11,9 @@ import torch
 from conftest import exact_log_marginal, pairwise_field
 from energies import IsingEnergy
 from mam_core import MaM, NetworkConfig, TrainConfig, TrainingDiverged, distill, train_arm, train_eb
-from mam_core.objectives import LossOutput, reinforce_kl, self_consistency_loss
-from mam_core.toy import kl_divergence as _kl
-from mam_core.trainers import run_training
+from mam_core.core.objectives import LossOutput, reinforce_kl, self_consistency_loss
+from mam_core.core.enumeration import kl_divergence as _kl
+from mam_core.training import run_training
 
 
 def test_mle_two_stages_match_brute_force():
@@ -67,7 +67,8 @@ def _ising_3x3_checks():
     logp_true = energy.exact_log_probs()
     states = energy.all_states()
     model = MaM(NetworkConfig(D=9, K=2, arch="mlp", hidden=256, n_layers=3))
-    res = train_eb(model, energy, TrainConfig(steps=1500, batch_size=256, lr=1e-3, log_every=100), progress=False)
+    res = train_eb(model, energy, TrainConfig(steps=1500, batch_size=256, lr=1e-3, log_every=100),
+                   progress=False)
     with torch.no_grad():
         lm = model.log_marginal(states).double()
     log_z = float(torch.logsumexp(lm, 0))
@@ -89,7 +90,8 @@ def test_the_logged_kl_estimate_is_kl_minus_log_z():
     states, log_p = energy.all_states(), energy.exact_log_probs()
     log_f = energy.log_f(states, dtype=torch.float64)
     metric = reinforce_kl(log_p.clone().requires_grad_(), log_f).metrics["kl_minus_logz"]
-    assert metric == pytest.approx(-energy.exact_log_partition(), abs=1e-9)  # KL − log Z with KL = 0
+    assert metric == pytest.approx(-energy.exact_log_partition(),
+                                   abs=1e-9)  # KL − log Z with KL = 0
 
 
 def _tiny_eb(steps, **kw):
@@ -128,7 +130,7 @@ def test_non_finite_losses_stop_with_a_clear_message_and_keep_the_checkpoint(tmp
     cfg = TrainConfig(steps=40, batch_size=8, checkpoint_every=5, max_bad_steps=3)
 
     def step_fn(step, gen):
-        loss = model.net.conditional(x).logsumexp(-1).mean()
+        loss = model.conditional_logits(x).logsumexp(-1).mean()
         return LossOutput(loss * (float("nan") if step >= 12 else 1.0))
 
     with pytest.raises(TrainingDiverged, match="3 consecutive non-finite"):
@@ -143,10 +145,11 @@ def test_isolated_non_finite_steps_are_skipped_and_counted():
     x = torch.randint(0, 2, (64, 4))
 
     def step_fn(step, gen):
-        loss = model.net.conditional(x).logsumexp(-1).mean()
+        loss = model.conditional_logits(x).logsumexp(-1).mean()
         return LossOutput(loss * (float("inf") if step % 7 == 3 else 1.0))
 
-    res = run_training(model, step_fn, TrainConfig(steps=20, batch_size=8, max_bad_steps=2), "arm", progress=False)
+    res = run_training(model, step_fn, TrainConfig(steps=20, batch_size=8, max_bad_steps=2), "arm",
+                       progress=False)
     assert res.skipped_steps == 3 and res.step == 20
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -154,9 +157,11 @@ def test_isolated_non_finite_steps_are_skipped_and_counted():
 def test_nan_energy_is_a_clear_error():
     model = MaM(NetworkConfig(D=4, K=2, arch="mlp", hidden=8, n_layers=1))
     with pytest.raises(ValueError, match="non-finite"):
-        train_eb(model, lambda x: torch.full((x.shape[0],), math.nan), TrainConfig(steps=3, batch_size=8), progress=False)
+        train_eb(model, lambda x: torch.full((x.shape[0],), math.nan),
+                 TrainConfig(steps=3, batch_size=8), progress=False)
     with pytest.raises(ValueError, match="shape"):
-        train_eb(model, lambda x: torch.zeros(3), TrainConfig(steps=3, batch_size=8), progress=False)
+        train_eb(model, lambda x: torch.zeros(3), TrainConfig(steps=3, batch_size=8),
+                 progress=False)
 
 
 def test_unwritable_output_folder_fails_before_training(tmp_path):
@@ -164,7 +169,8 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
     blocker.write_text("x")
     model = MaM(NetworkConfig(D=4, K=2, arch="mlp", hidden=8, n_layers=1))
     with pytest.raises(OSError, match="cannot write to output folder"):
-        train_arm(model, torch.zeros(4, 4, dtype=torch.long), TrainConfig(steps=2, batch_size=2), out_dir=blocker / "sub", progress=False)
+        train_arm(model, torch.zeros(4, 4, dtype=torch.long), TrainConfig(steps=2, batch_size=2),
+                  out_dir=blocker / "sub", progress=False)
 
 
 def test_eb_with_a_template_never_moves_fixed_positions():

@@ -8,7 +8,7 @@ import pytest
 from rdkit import Chem
 
 from app.ui import to_sdf
-from mam_core.orders import parse_order
+from mam_core.core.orders import parse_order
 
 
 def test_parse_order_puts_listed_positions_first():
@@ -32,7 +32,8 @@ def test_to_sdf_keeps_valid_molecules_and_their_properties():
 
 
 def test_to_sdf_writes_list_columns_such_as_the_matched_atoms():
-    table = pd.DataFrame({"SMILES": ["CCO", "c1ccccc1"], "matched_atoms": [[0, 1], []], "status": ["ok", "ok"]})
+    table = pd.DataFrame({"SMILES": ["CCO", "c1ccccc1"], "matched_atoms": [[0, 1], []],
+                          "status": ["ok", "ok"]})
     supplier = Chem.SDMolSupplier()
     supplier.SetData(to_sdf(table))
     mols = [m for m in supplier]

@@ -38,7 +38,8 @@ def _model(n_jobs: int = 1):
     try:
         from fcd_torch import FCD
     except ImportError:
-        raise ImportError("FCD needs the eval extra: pip install 'mam-studio[eval]' (fcd_torch)") from None
+        raise ImportError("FCD needs the eval extra: pip install 'mam-studio[eval]' "
+                          "(fcd_torch)") from None
     import torch
 
     return FCD(device="cuda" if torch.cuda.is_available() else "cpu", n_jobs=n_jobs)
@@ -56,17 +57,20 @@ def reference_from_wheel(wheel: str | Path, split: str = "test") -> FCDReference
     with zipfile.ZipFile(wheel) as zf, zf.open(member) as fh:
         data = np.load(fh, allow_pickle=True)
         stats = data["stats"].item()["FCD"]
-    return FCDReference(np.asarray(stats["mu"]), np.asarray(stats["sigma"]), f"MOSES {split} statistics ({Path(wheel).name})")
+    return FCDReference(np.asarray(stats["mu"]), np.asarray(stats["sigma"]),
+                        f"MOSES {split} statistics ({Path(wheel).name})")
 
 
 def fcd(smiles: list[str], reference: FCDReference, n_jobs: int = 1) -> float:
-    """FCD of a set of molecules to the reference (invalid SMILES are dropped first, as MOSES does)."""
+    """FCD of a set of molecules to the reference (invalid SMILES are dropped first, as MOSES
+    does)."""
     from fcd_torch.utils import calculate_frechet_distance
 
-    from ..mol_metrics import canonical
+    from .rdkit_utils import canonical
 
     valid = [c for c in map(canonical, smiles) if c is not None]
     if len(valid) < 2:
         return float("nan")
     stats = _model(n_jobs).precalc(valid)
-    return float(calculate_frechet_distance(stats["mu"], stats["sigma"], reference.mu, reference.sigma))
+    return float(calculate_frechet_distance(stats["mu"], stats["sigma"], reference.mu,
+                                            reference.sigma))

@@ -143,7 +143,8 @@ def parse_fragment(text: str) -> FragmentSpec:
     if len(pieces) == 2:
         if min(n_att) == 0:
             raise FragmentError(
-                "linker design needs an attachment point on each piece, e.g. [*]c1ccccc1.[*]N1CCOCC1"
+                "linker design needs an attachment point on each piece, e.g. "
+                "[*]c1ccccc1.[*]N1CCOCC1"
             )
         task = "linker design"
     elif total == 0:
@@ -242,7 +243,8 @@ def _blocks_of_piece(piece: Chem.Mol, user_label: int) -> tuple[list[str], int]:
     bonds = [
         b
         for b in safe._cut_bonds(mol)
-        if all(x.GetAtomicNum() != 0 for x in (mol.GetBondWithIdx(b).GetBeginAtom(), mol.GetBondWithIdx(b).GetEndAtom()))
+        if all(x.GetAtomicNum() != 0
+               for x in (mol.GetBondWithIdx(b).GetBeginAtom(), mol.GetBondWithIdx(b).GetEndAtom()))
     ]
     if not bonds:
         frags = [mol]

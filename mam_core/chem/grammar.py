@@ -119,9 +119,11 @@ class GrammarState:
         pieces = {self.find(o) for o, _ in self.labels.values()}
         others = len(pieces - {mine})
         closures = len(self.rings) + int(others > 0 and mine not in pieces)
-        bonds_here = sum(order for _, order in self.rings.values()) + int(closures > len(self.rings))
+        ring_bonds = sum(order for _, order in self.rings.values())
+        bonds_here = ring_bonds + int(closures > len(self.rings))
         bond_to_ring = self.prev == _BOND and self.bond_follows_atom and any(
-            a != self.cur and self.free(self.cur) >= max(self.bond, o) and self.free(a) >= self.bond - o
+            a != self.cur and self.free(self.cur) >= max(self.bond, o)
+            and self.free(a) >= self.bond - o
             and (min(a, self.cur), max(a, self.cur)) not in self.bonds
             for a, o in self.rings.values())
         atoms = int(self.prev in (_START, _OPEN) or (self.prev == _BOND and not bond_to_ring)

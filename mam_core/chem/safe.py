@@ -25,7 +25,7 @@ import re
 from rdkit import Chem
 from rdkit.Chem import BRICS
 
-from ..tokenizers import SMILES_REGEX
+from .tokenizers.smiles import SMILES_REGEX
 
 __all__ = [
     "FIRST_LABEL",

@@ -89,7 +89,8 @@ def parse_smiles_text(
                                f"{source}: no molecules given, only a header line")
     if max_rows is not None and len(smiles) > max_rows:
         raise SmilesInputError(
-            f"{source}: {len(smiles)} molecules is more than the limit of {max_rows}; split the input"
+            f"{source}: {len(smiles)} molecules is more than the limit of {max_rows}; split the "
+            "input"
         )
     return smiles
 
@@ -119,7 +120,9 @@ def _table_column(lines: list[str], source: str, column: str, keep_blank: bool) 
     return frame[names[column.lower()]].fillna("").astype(str).str.strip().tolist()
 
 
-def read_smiles_file(path: str | os.PathLike, limit: int | None = None) -> list[str]:
+def read_smiles_file(
+    path: str | os.PathLike, limit: int | None = None, *, keep_blank_lines: bool = False
+) -> list[str]:
     """SMILES from a ``.smi``/``.smiles``/``.txt`` file (lines) or a ``.csv`` table, gzip allowed.
 
     Gzip is recognised by its magic bytes, so ``.gz`` files and misnamed ones both work.
@@ -127,6 +130,8 @@ def read_smiles_file(path: str | os.PathLike, limit: int | None = None) -> list[
     Args:
         path: The file.
         limit: Keep only the first ``limit`` molecules (``None``: all).
+        keep_blank_lines: Give blank lines (and empty table rows) as ``""`` (see
+            :func:`parse_smiles_text`), so a result lines up with the file's molecule lines.
 
     Returns:
         The SMILES strings in file order.
@@ -147,5 +152,5 @@ def read_smiles_file(path: str | os.PathLike, limit: int | None = None) -> list[
         raise SmilesInputError(f"{path}: could not be read as UTF-8 text ({err})") from None
     name = p.name.lower()
     table = True if name.endswith(CSV_SUFFIXES) else None
-    smiles = parse_smiles_text(text, str(path), table=table)
+    smiles = parse_smiles_text(text, str(path), table=table, keep_blank_lines=keep_blank_lines)
     return smiles[:limit] if limit else smiles

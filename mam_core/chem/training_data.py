@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..tokenizers import SMILES_PAD, SafeTokenizer
-from ..vocab import Vocabulary
+from .tokenizers import SMILES_PAD, SafeTokenizer
+from ..core.vocab import Vocabulary
 from .safe import fragment_order_variants
 
 __all__ = ["fragment_block_dataset"]

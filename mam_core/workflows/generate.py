@@ -35,9 +35,9 @@ from ..chem.fragments import (
     match_atoms,
     parse_fragment,
 )
-from ..model import MaM
-from ..molecules import tokenizer_of
-from ..tokenizers import MolTokenizer, make_template
+from ..core.model import MaM
+from ..chem.molecules import tokenizer_of
+from ..chem.tokenizers import MolTokenizer, make_template
 
 __all__ = ["generate_molecules", "default_order", "DesignRequest", "plan_design", "STATUS_OK"]
 
@@ -140,7 +140,7 @@ def _decode_rows(tok: MolTokenizer, x: torch.Tensor, blocks: list[FragmentBlocks
 
 
 def _check(smiles: str, spec: FragmentSpec | None) -> tuple[str, tuple[int, ...]]:
-    from energies.properties import mol_from_smiles
+    from ..chem.properties import mol_from_smiles
 
     mol = mol_from_smiles(smiles)
     if mol is None:
@@ -195,7 +195,7 @@ def generate_molecules(
         raise ValueError(f"n must be a positive number of molecules, got {n}")
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
-    from energies.properties import compute_properties
+    from ..chem.properties import compute_properties
 
     tok = tokenizer_of(model)
     if tok is None:

@@ -18,8 +18,8 @@ from typing import Callable
 
 import torch
 
-from ..model import MaM
-from ..objectives import ao_arm_loss
+from ..core.model import MaM
+from ..core.objectives import ao_arm_loss
 
 __all__ = ["molecule_monitor"]
 
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def molecule_monitor(
-    model: MaM, heldout: torch.Tensor, every: int, n_samples: int = 128, order: str = "auto", seed: int = 0
+    model: MaM, heldout: torch.Tensor, every: int, n_samples: int = 128, order: str = "auto",
+    seed: int = 0
 ) -> Callable[[dict], None]:
     """An ``on_log`` callback adding held-out NLL and sample quality to every ``every``-th record.
 
@@ -35,8 +36,8 @@ def molecule_monitor(
         heldout: ``(N, D)`` ids of held-out molecules.
     """
     from ..chem.grammar import grammar_for
-    from ..mol_metrics import drug_like_quality, uniqueness, validity
-    from ..molecules import tokenizer_of
+    from ..chem.metrics import drug_like_quality, uniqueness, validity
+    from ..chem.molecules import tokenizer_of
     from .generate import default_order
 
     tok = tokenizer_of(model)
@@ -56,12 +57,14 @@ def molecule_monitor(
                        for b in heldout.split(256)]
                 rec["heldout_nll"] = sum(nll) / len(heldout)
                 if tok is not None and n_samples:
-                    x = model.sample(n_samples, order=order, seed=seed + step, constraint=grammar_for(tok))
+                    x = model.sample(n_samples, order=order, seed=seed + step,
+                                     constraint=grammar_for(tok))
                     smiles = tok.decode_batch(x.cpu())
                     rec.update(validity=validity(smiles), uniqueness=uniqueness(smiles),
                                quality=drug_like_quality(smiles))
         finally:
             model.train(was_training)
-        log.info("step %d: %s", step, {k: round(v, 4) for k, v in rec.items() if isinstance(v, float)})
+        log.info("step %d: %s", step,
+                 {k: round(v, 4) for k, v in rec.items() if isinstance(v, float)})
 
     return on_log

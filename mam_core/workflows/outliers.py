@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..model import MaM
-from ..molecules import tokenizer_of
+from ..chem.molecules import tokenizer_of
+from ..core.model import MaM
 
 __all__ = [
     "SCORES",
@@ -87,11 +87,13 @@ class _Raw:
 
 
 @torch.no_grad()
-def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None, batch_size: int = 512) -> _Raw:
+def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
+               batch_size: int = 512) -> _Raw:
     """One-pass log-likelihoods plus what the size corrections need."""
     tok = tokenizer_of(model)
     if tok is None:
-        raise ValueError("outlier scores need a molecule model; the selected model has no molecule tokenizer")
+        raise ValueError("outlier scores need a molecule model; the selected model has no "
+                         "molecule tokenizer")
     model.eval()
     enc = tok.encode_filtered(list(smiles))
     n = len(smiles)
@@ -140,7 +142,8 @@ def calibrate(
         raise ValueError("calibration needs a molecule model")
     enc = tok.encode_filtered(list(train_smiles))
     if len(enc.kept) < 100:
-        raise ValueError(f"only {len(enc.kept)} of the training molecules could be encoded; need at least 100")
+        raise ValueError(f"only {len(enc.kept)} of the training molecules could be encoded; need "
+                         "at least 100")
     counts = torch.bincount(enc.ids.flatten(), minlength=tok.K).double() + 1.0  # add-one smoothing
     background = torch.log(counts / counts.sum()).numpy()
     raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background)
@@ -169,7 +172,7 @@ def calibrate(
 def ensure_calibration(model: MaM, n: int = 5000) -> Calibration:
     """The model's stored calibration, or one made now on ``n`` embedded MOSES training
     molecules (not stored: the model is left unchanged)."""
-    from ..moses import load_moses
+    from ..chem.moses import load_moses
 
     return calibration_of(model) or calibrate(
         model, load_moses("train", limit=n), f"embedded MOSES train (first {n:,})", store=False
@@ -197,7 +200,8 @@ def _training_partials(tok, ids: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
     """One-pass ``log p(x_S)`` of every row, in batches."""
-    return torch.cat([model.log_marginal(b.to(model.device)) for b in x.split(batch_size)]).double().cpu().numpy()
+    return torch.cat([model.log_marginal(b.to(model.device))
+                      for b in x.split(batch_size)]).double().cpu().numpy()
 
 
 def _partial_lr(x: torch.Tensor, lp: np.ndarray, background: np.ndarray, K: int) -> np.ndarray:
@@ -223,7 +227,8 @@ def partial_table(model: MaM, fragments: list[str], cal: Calibration | None = No
 
     cal = cal or calibration_of(model)
     if cal is None:
-        raise ValueError("partial scores need a calibrated model: run `mam eval` or calibrate() first")
+        raise ValueError("partial scores need a calibrated model: run `mam eval` or calibrate() "
+                         "first")
     rows, errors = [], []
     for frag in fragments:
         try:
@@ -238,7 +243,9 @@ def partial_table(model: MaM, fragments: list[str], cal: Calibration | None = No
     lr = _partial_lr(x, lp, np.asarray(cal.background), model.K)
     bad = np.array([bool(e) for e in errors])
     lr = np.where(bad, math.inf, lr)
-    pct = np.where(bad, 100.0, cal.percentile("partial", lr)) if "partial" in cal.train_scores else np.nan
+    pct = np.nan
+    if "partial" in cal.train_scores:
+        pct = np.where(bad, 100.0, cal.percentile("partial", lr))
     return pd.DataFrame({
         "fragment": list(fragments),
         "log_marginal_mam": np.where(bad, np.nan, lp),
@@ -254,7 +261,8 @@ def calibration_of(model: MaM) -> Calibration | None:
     return Calibration.from_dict(d) if d else None
 
 
-def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE, cal: Calibration | None = None) -> pd.DataFrame:
+def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
+                cal: Calibration | None = None) -> pd.DataFrame:
     """One row per input, in order: ``smiles``, ``log_marginal_mam``, ``n_tokens``,
     ``outlier_score`` (higher = more atypical; ``inf`` out of domain), ``percentile`` (share of
     training molecules scoring at or below, in %; 100 out of domain) and ``error``.
@@ -266,7 +274,8 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE, cal: 
         raise ValueError(f"unknown outlier score {score!r}; valid: {', '.join(SCORES)}")
     cal = cal or calibration_of(model)
     if cal is None and score in ("likelihood_ratio", "length_z"):
-        raise ValueError(f"the {score!r} score needs a calibrated model: run `mam eval` or calibrate() first")
+        raise ValueError(f"the {score!r} score needs a calibrated model: run `mam eval` or "
+                         "calibrate() first")
     raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None)
     values = _named_scores(raw, cal)[score]
     ood = np.array([bool(e) for e in raw.errors])

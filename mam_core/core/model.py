@@ -1,0 +1,201 @@
+"""The Marginalization Model (MaM): one-pass marginals plus any-order conditionals.
+
+Shapes used throughout the package:
+
+* ``B`` — batch size;
+* ``D`` — sequence length (number of positions);
+* ``K`` — number of real tokens; the id ``K`` is the mask token marking unobserved positions.
+
+A partial input ``x`` is an integer tensor ``(B, D)`` with values in ``{0..K}``; its observed
+positions form the subset ``S``.
+
+Marginal head (DESIGN §1, §7): ``log p_θ(x_S) = −|S|·log K + g_θ(x_S) − g_θ(∅)``.  Subtracting
+``g_θ`` of the all-masked input makes ``log p_θ(∅) = 0`` exact by construction, and the
+``−|S| log K`` baseline makes an untrained model (``g`` constant) exactly the uniform
+distribution, which is already self-consistent.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import NetworkConfig
+from .networks import build_network
+from .vocab import Vocabulary
+
+__all__ = ["MaM", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU; asking for CUDA without one is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but no CUDA GPU is available")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
+    return torch.device(device)
+
+
+class MaM(nn.Module):
+    """A generative marginalization model over sequences of length ``D`` with ``K`` tokens.
+
+    Args:
+        config: network shape (``D``, ``K``, architecture, sizes).
+        vocab: the token vocabulary; defaults to ``"0".."K-1"``.
+        metadata: free JSON-able information (training history, data source, ...), saved with
+            the checkpoint.
+    """
+
+    def __init__(self, config: NetworkConfig, vocab: Vocabulary | None = None,
+                 metadata: dict | None = None):
+        super().__init__()
+        self.config = config
+        self.vocab = vocab if vocab is not None else Vocabulary.integers(config.K)
+        if self.vocab.K != config.K:
+            raise ValueError(f"vocabulary has {self.vocab.K} tokens but the network expects "
+                             f"K={config.K}")
+        self.metadata: dict = dict(metadata or {})
+        self.net = build_network(config)
+
+    def with_marginal_pool(self, pool: str) -> "MaM":
+        """A copy whose marginal head reads the trunk with ``pool`` (see ``NetworkConfig``).
+
+        Stage 1 never trains the marginal head, so stage 2 may choose its shape: every weight
+        except the marginal head's is carried over.
+        """
+        if pool == self.config.marginal_pool:
+            return self
+        cfg = NetworkConfig.from_dict({**self.config.to_dict(), "marginal_pool": pool})
+        new = MaM(cfg, self.vocab, dict(self.metadata)).to(self.device)
+        own = new.net.state_dict()
+        kept = {
+            k: v for k, v in self.net.state_dict().items() if k in own and own[k].shape == v.shape
+        }
+        new.net.load_state_dict(kept, strict=False)
+        return new
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def D(self) -> int:  # noqa: N802
+        return self.config.D
+
+    @property
+    def K(self) -> int:  # noqa: N802
+        return self.config.K
+
+    @property
+    def mask_id(self) -> int:
+        return self.config.K
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def check_input(self, x: torch.Tensor, allow_mask: bool = True) -> torch.Tensor:
+        """Validate a token batch and move it to the model's device.
+
+        Raises:
+            ValueError: not 2-D, wrong length, not integer, or ids out of range.
+        """
+        if not torch.is_tensor(x):
+            x = torch.as_tensor(x)
+        if x.dim() == 1:
+            x = x.unsqueeze(0)
+        if x.dim() != 2:
+            raise ValueError(f"expected token ids of shape (B, D={self.D}), got {tuple(x.shape)}")
+        if x.shape[1] != self.D:
+            raise ValueError(f"expected sequences of length D={self.D}, got length {x.shape[1]}")
+        if x.dtype.is_floating_point or x.dtype == torch.bool or x.dtype.is_complex:
+            raise ValueError(f"token ids must be integers, got dtype {x.dtype}")
+        if x.numel():
+            hi = self.mask_id if allow_mask else self.K - 1
+            lo_v, hi_v = int(x.min()), int(x.max())
+            if lo_v < 0 or hi_v > hi:
+                what = f"0..{self.K - 1}"
+                if allow_mask:
+                    what += f" or the mask id {self.K}"
+                raise ValueError(f"token ids must be in {what}; found values {lo_v}..{hi_v}")
+        return x.to(device=self.device, dtype=torch.long)
+
+    def empty(self, n: int = 1) -> torch.Tensor:
+        """``n`` all-masked rows (the empty subset S = ∅)."""
+        return torch.full((n, self.D), self.mask_id, dtype=torch.long, device=self.device)
+
+    # ------------------------------------------------------------------ the two heads
+    def log_marginal(self, x: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """``log p_θ(x_S)`` for partial inputs in ONE forward pass (one trunk pass over B + 1 rows).
+
+        Args:
+            x: ``(B, D)`` ids in ``0..K``; mask id ``K`` at unobserved positions.
+            check: validate ``x`` and move it to the model's device (``False``: the fast path for
+                objectives and samplers that pass already checked ``(B, D)`` long tensors).
+        Returns:
+            ``(B,)`` log-probabilities in nats (``0`` for the all-masked input).
+        """
+        if check:
+            x = self.check_input(x)
+        g = self.net.marginal(torch.cat([x, self.empty(1)], dim=0))  # (B+1,)
+        n_obs = (x != self.mask_id).sum(dim=1).to(g.dtype)  # (B,)
+        return g[:-1] - g[-1] - n_obs * math.log(self.K)
+
+    def conditional_logits(self, x: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """Logits of ``p_φ(x_i | x_S)`` for every position: ``(B, D) -> (B, D, K)``.
+
+        Rows of observed positions are returned too (the network defines them) but carry no
+        meaning; use them only at masked positions.  ``check=False`` skips the input checks (see
+        :meth:`log_marginal`).
+        """
+        return self.net.conditional(self.check_input(x) if check else x)
+
+    def conditional_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """``log p_φ(· | x_S)``, normalised over the K tokens: ``(B, D, K)``."""
+        return F.log_softmax(self.conditional_logits(x), dim=-1)
+
+    # ------------------------------------------------------------------ what each stage trains
+    def conditional_parameters(self) -> list[nn.Parameter]:
+        """Parameters the conditional head uses (what stage 1 and the ARM baseline train)."""
+        return self.net.conditional_parameters()
+
+    def marginal_parameters(self) -> list[nn.Parameter]:
+        """Parameters only the marginal head uses (what stage-2 distillation trains)."""
+        return self.net.marginal_parameters()
+
+    def warm_start_marginal(self) -> bool:
+        """Copy the conditional trunk into the marginal trunk (start of stage 2); ``False``, doing
+        nothing, when the trunk is shared."""
+        return self.net.warm_start_marginal()
+
+    # ------------------------------------------------------------------ slow reference + sampling
+    def log_likelihood_arm(self, x: torch.Tensor, num_orders: int = 1, order=None,
+                           seed: int | None = None):
+        """Exact AO-ARM log-likelihood with D sequential passes; see
+        :mod:`mam_core.core.likelihood`."""
+        from .likelihood import log_likelihood_arm
+
+        return log_likelihood_arm(self, x, num_orders=num_orders, order=order, seed=seed)
+
+    def sample(self, n: int, order="random", template=None, temperature: float = 1.0,
+               seed: int | None = None, **kw):
+        """Any-order ancestral sampling; see :func:`mam_core.core.sampling.sample`."""
+        from .sampling import sample
+
+        return sample(self, n, order=order, template=template, temperature=temperature, seed=seed,
+                      **kw)
+
+    def censor_and_resample(self, x: torch.Tensor, k: int, order="random", seed: int | None = None,
+                            **kw):
+        """Block-Gibbs move; see :func:`mam_core.core.sampling.censor_and_resample`."""
+        from .sampling import censor_and_resample
+
+        return censor_and_resample(self, x, k, order=order, seed=seed, **kw)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"D={c.D}, K={c.K}, arch={c.arch}, shared_trunk={c.shared_trunk}"

@@ -1,0 +1,323 @@
+"""Evaluation of a molecule MaM: one-pass marginals against the model's own AO-ARM, and the
+quality of its samples.
+
+:func:`compute_eval` measures and returns an :class:`EvalResult` (numbers and tables, no files);
+:func:`mam_core.workflows.report.write_report` turns one into the Markdown report, CSV tables and
+Plotly figures that ``mam eval`` writes; :func:`evaluate_molecule_model` does both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from ..core.model import MaM
+
+__all__ = [
+    "EvalResult",
+    "LikelihoodAgreement",
+    "compute_eval",
+    "correlations",
+    "evaluate_molecule_model",
+    "likelihood_agreement",
+    "mask_random_subsets",
+]
+
+#: Properties compared between samples and the test set.
+PROPERTIES = ("logP", "QED", "SA", "MW", "rings")
+
+
+@dataclass
+class LikelihoodAgreement:
+    """MaM (one pass) vs AO-ARM (exact, D passes) on the same inputs."""
+
+    mam: np.ndarray  # (N,) log p in nats, one pass
+    arm: np.ndarray  # (N,) log p in nats, AO-ARM (NaN when not computed)
+    seconds_mam: float
+    seconds_arm: float | None  # None when the AO-ARM was not computed
+    D: int
+    observed: np.ndarray | None = None  # (N,) observed positions |S| per row; None: all D
+
+    @property
+    def n(self) -> int:
+        return len(self.mam)
+
+    @property
+    def tokens_per_row(self) -> float:
+        """Mean number of observed positions per row: the tokens a log p(x_S) is spread over."""
+        return float(self.D if self.observed is None else np.mean(self.observed))
+
+    def summary(self) -> dict:
+        """NLL in nats and bits per token, relative gap, correlations, time per molecule.
+
+        Bits per token divide by the positions actually observed (|S| of each row, summed), not
+        by D: a half-masked molecule's log p(x_S) covers half the tokens.
+        """
+        ln2 = math.log(2)
+        nll_mam, nll_arm = -float(self.mam.mean()), -float(self.arm.mean())
+        tokens = self.tokens_per_row
+        t_arm = float("nan") if self.seconds_arm is None else self.seconds_arm
+        return {
+            "n": self.n,
+            "nll_arm_nats": nll_arm,
+            "nll_mam_nats": nll_mam,
+            "observed_per_row": tokens,
+            "bits_per_token_arm": nll_arm / (tokens * ln2) if tokens else float("nan"),
+            "bits_per_token_mam": nll_mam / (tokens * ln2) if tokens else float("nan"),
+            "relative_gap": (nll_mam - nll_arm) / abs(nll_arm) if nll_arm else float("nan"),
+            "mean_abs_diff_nats": float(np.abs(self.mam - self.arm).mean()),
+            **correlations(self.mam, self.arm),
+            "ms_per_molecule_mam": 1e3 * self.seconds_mam / self.n,
+            "ms_per_molecule_arm": 1e3 * t_arm / self.n,
+            "speedup": t_arm / max(self.seconds_mam, 1e-12),
+        }
+
+
+def correlations(a, b) -> dict[str, float]:
+    """Spearman and Pearson correlation of two score vectors; NaN where undefined (fewer than
+    3 rows or a constant side)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan")}
+    return {"spearman": float(stats.spearmanr(a, b).statistic),
+            "pearson": float(stats.pearsonr(a, b).statistic)}
+
+
+def mask_random_subsets(x: torch.Tensor, mask_id: int, fraction: float = 0.5,
+                        seed: int = 0) -> torch.Tensor:
+    """Hide each position independently with probability ``fraction`` (partial molecules)."""
+    g = torch.Generator().manual_seed(seed)
+    hide = torch.rand(x.shape, generator=g) < fraction
+    return torch.where(hide.to(x.device), torch.full_like(x, mask_id), x)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def likelihood_agreement(
+    model: MaM, x: torch.Tensor, num_orders: int = 1, batch_size: int = 256, seed: int = 0,
+    with_arm: bool = True
+) -> LikelihoodAgreement:
+    """Score ``x`` (complete or partial) both ways, timed side by side in one run
+    (``with_arm=False``: MaM only)."""
+    model.eval()
+    x = model.check_input(x)
+    batches = x.split(batch_size)
+    model.log_marginal(batches[0][:2])  # warm-up, so neither side pays one-off costs
+    _sync(model.device)
+    t0 = time.perf_counter()
+    mam = torch.cat([model.log_marginal(b) for b in batches])
+    _sync(model.device)
+    t_mam = time.perf_counter() - t0
+    observed = (x != model.mask_id).sum(1).cpu().numpy()  # (N,) |S| per row
+    if not with_arm:
+        return LikelihoodAgreement(mam.double().cpu().numpy(), np.full(len(x), np.nan), t_mam, None,
+                                   model.D, observed)
+    t0 = time.perf_counter()
+    arm = torch.cat([model.log_likelihood_arm(b, num_orders=num_orders, seed=seed + i)
+                     for i, b in enumerate(batches)])
+    _sync(model.device)
+    t_arm = time.perf_counter() - t0
+    return LikelihoodAgreement(mam.double().cpu().numpy(), arm.cpu().numpy(), t_mam, t_arm, model.D,
+                               observed)
+
+
+@dataclass
+class EvalResult:
+    """What :func:`compute_eval` measured; :func:`mam_core.workflows.report.write_report` writes it.
+
+    Attributes:
+        metrics: the numbers, as ``metrics.json`` holds them: ``likelihood`` (per input kind, see
+            :meth:`LikelihoodAgreement.summary`), ``arm_vs_arm_spearman``, ``samples``,
+            ``test_set``, ``fcd``, ``property_w1``, ``conditional`` and ``sampling``.
+        test_likelihoods: one row per scored test molecule: ``smiles``, ``log_p_mam``,
+            ``log_p_arm``.
+        sample_properties: the samples' properties (``SMILES`` and :data:`PROPERTIES`).
+        test_properties: the same for the test molecules they are compared with.
+        model: what the report says about the model: ``D``, ``K``, ``arch``, ``d_model``,
+            ``n_layers``, ``device``.
+        settings: ``num_orders``, ``n_samples``, ``fragment``, ``fcd_source``.
+    """
+
+    metrics: dict
+    test_likelihoods: pd.DataFrame
+    sample_properties: pd.DataFrame
+    test_properties: pd.DataFrame
+    model: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+
+def compute_eval(
+    model: MaM,
+    test_smiles: list[str],
+    train_smiles: list[str],
+    n_test: int = 1000,
+    n_samples: int = 1000,
+    num_orders: int = 1,
+    fragment: str = "c1ccccc1",
+    seed: int = 0,
+    order="random",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    with_fcd: bool | None = None,
+    moses_wheel: str | None = None,
+) -> EvalResult:
+    """Score held-out molecules both ways, sample, and measure the samples (no files written).
+
+    Args:
+        test_smiles: held-out molecules (the first ``n_test`` are scored; the first
+            ``n_samples`` are the reference the samples are compared with).
+        train_smiles: training molecules (novelty; the FCD floor).
+        num_orders: random orders of the AO-ARM reference.
+        fragment: SMILES of the conditional-generation check.
+        order, temperature, top_p: sampling settings.
+        with_fcd: compute the Fréchet ChemNet Distance (default: when ``fcd_torch`` is present).
+        moses_wheel: the MOSES wheel, for FCD against MOSES's own test statistics.
+
+    Raises:
+        ValueError: the model has no molecule tokenizer.
+    """
+    from ..chem.fcd import fcd_available
+    from ..chem.metrics import (
+        aromatic_ring_fraction,
+        canonical_set,
+        drug_like_quality,
+        internal_diversity,
+        property_distance,
+        sample_quality,
+        smiles_lengths,
+    )
+    from ..chem.molecules import tokenizer_of
+    from ..chem.properties import compute_properties
+    from .generate import STATUS_OK, generate_molecules
+
+    if with_fcd is None:
+        with_fcd = fcd_available()
+    tok = tokenizer_of(model)
+    if tok is None:
+        raise ValueError("this model has no molecule tokenizer; `mam eval` needs a molecule model")
+
+    # 1. likelihoods on held-out molecules, complete and partial
+    enc = tok.encode_filtered(test_smiles[:n_test])
+    x_test = enc.ids.to(model.device)
+    full = likelihood_agreement(model, x_test, num_orders, seed=seed)
+    partial = likelihood_agreement(
+        model, mask_random_subsets(x_test, model.mask_id, 0.5, seed), num_orders, seed=seed
+    )
+    lik_rows = {"test molecules": full.summary(), "partial (50% observed)": partial.summary()}
+    # The AO-ARM reference is itself an estimate (a mixture over orders sampled with
+    # ``num_orders``); its agreement with an independent draw of orders bounds what MaM can reach.
+    arm_again = torch.cat([
+        model.log_likelihood_arm(b, num_orders=num_orders, seed=seed + 1000 + i)
+        for i, b in enumerate(x_test.split(256))
+    ]).cpu().numpy()
+    ceiling = float(stats.spearmanr(full.arm, arm_again).statistic) if full.n >= 3 else float("nan")
+    test_likelihoods = pd.DataFrame(
+        {"smiles": [test_smiles[i] for i in enc.kept], "log_p_mam": full.mam, "log_p_arm": full.arm}
+    )
+
+    # 2. samples
+    t0 = time.perf_counter()
+    x = model.sample(n_samples, order=order, temperature=temperature, top_p=top_p, seed=seed)
+    samples = tok.decode_batch(x.cpu())
+    t_sample = time.perf_counter() - t0
+    test_ref = test_smiles[:n_samples]
+    quality = sample_quality(samples, canonical_set(train_smiles))
+    quality["quality"] = drug_like_quality(samples)
+    quality["aromatic_ring_fraction"] = aromatic_ring_fraction(samples)
+    data_stats = {
+        "n": len(test_ref),
+        "quality": drug_like_quality(test_ref),
+        "internal_diversity": internal_diversity(test_ref),
+        "aromatic_ring_fraction": aromatic_ring_fraction(test_ref),
+    }
+    len_s, len_t = smiles_lengths(samples), smiles_lengths(test_ref)
+    quality["median_smiles_length"] = float(np.median(len_s)) if len_s else float("nan")
+    data_stats["median_smiles_length"] = float(np.median(len_t))
+    fcd_rows, fcd_source = {}, ""
+    if with_fcd:
+        from ..chem.fcd import fcd, reference_from_smiles, reference_from_wheel
+
+        ref = reference_from_wheel(moses_wheel) if moses_wheel else reference_from_smiles(
+            test_smiles, f"the embedded MOSES test subset ({len(test_smiles):,} molecules)")
+        fcd_rows = {
+            "samples": {"n": len(samples), "FCD/Test": fcd(samples, ref)},
+            "training molecules (same n, floor)": {
+                "n": n_samples, "FCD/Test": fcd(train_smiles[:n_samples], ref)
+            },
+        }
+        fcd_source = ref.source
+    props_s = compute_properties(samples, names=PROPERTIES)
+    props_t = compute_properties(test_ref, names=PROPERTIES)
+    dist = {p: property_distance(props_s[p], props_t[p]) for p in PROPERTIES}
+
+    # 3. conditional generation from a fragment (first draw, no resampling)
+    table = generate_molecules(model, min(n_samples, 200), fragment=fragment, order=order,
+                               temperature=temperature, top_p=top_p, seed=seed + 1, max_rounds=1)
+    matched = float((table["status"] == STATUS_OK).mean())
+    cond = {"fragment": fragment, "task": table.attrs["task"], "samples": len(table),
+            "matched_first_draw": matched}
+
+    metrics = {
+        "likelihood": lik_rows,
+        "arm_vs_arm_spearman": ceiling,
+        "samples": {**quality, "seconds": t_sample},
+        "test_set": data_stats,
+        "fcd": fcd_rows,
+        "property_w1": dist,
+        "conditional": cond,
+        "sampling": {"order": order if isinstance(order, str) else "custom",
+                     "temperature": temperature, "top_p": top_p},
+    }
+    c = model.config
+    return EvalResult(
+        metrics=metrics,
+        test_likelihoods=test_likelihoods,
+        sample_properties=props_s,
+        test_properties=props_t,
+        model={"D": model.D, "K": model.K, "arch": c.arch, "d_model": c.d_model,
+               "n_layers": c.n_layers, "device": str(model.device)},
+        settings={"num_orders": num_orders, "n_samples": n_samples, "fragment": fragment,
+                  "fcd_source": fcd_source},
+    )
+
+
+def evaluate_molecule_model(
+    model: MaM,
+    test_smiles: list[str],
+    train_smiles: list[str],
+    out_dir: str | Path,
+    n_test: int = 1000,
+    n_samples: int = 1000,
+    num_orders: int = 1,
+    fragment: str = "c1ccccc1",
+    seed: int = 0,
+    progress: bool = True,
+    order="random",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    with_fcd: bool | None = None,
+    moses_wheel: str | None = None,
+) -> dict:
+    """Run the whole evaluation and write ``report.md``, CSVs and figures into ``out_dir``.
+
+    :func:`compute_eval` then :func:`mam_core.workflows.report.write_report`; returns the
+    metrics (what ``metrics.json`` holds).
+    """
+    from .report import write_report
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)  # fail before the work, not after
+    result = compute_eval(model, test_smiles, train_smiles, n_test, n_samples, num_orders,
+                          fragment, seed, order, temperature, top_p, with_fcd, moses_wheel)
+    write_report(result, out_dir)
+    return result.metrics
