@@ -163,3 +163,30 @@ def test_molecule_models_train_sample_and_score_smiles(tmp_path, capsys):
     # out of domain ranks first
     assert table["outlier_score"][2] == float("inf") and table["percentile"][2] == 100.0
     assert table["log_likelihood_arm"][:2].notna().all() and "1 out of domain" in out.err
+
+
+def test_sample_on_a_fragment_block_model_uses_the_syntax_check_by_default(tmp_path, capsys):
+    """`mam sample` draws left to right under the syntax constraint (order auto); with
+    --no-grammar an untrained model's strings almost never parse."""
+    import torch
+
+    from mam_core import MaM, NetworkConfig
+    from mam_core.chem.molecules import attach_tokenizer
+    from mam_core.chem.moses import load_moses
+    from mam_core.chem.training_data import fragment_block_dataset
+    from mam_core.core.checkpoint import save
+
+    tok, _ = fragment_block_dataset(load_moses("train", limit=200), copies=1, seed=0, max_length=64)
+    torch.manual_seed(0)
+    model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
+    attach_tokenizer(model, tok)
+    path = save(model, tmp_path / "m.pt")
+
+    def valid_count(*extra):
+        assert main(["sample", "--model", str(path), "-n", "16", "--seed", "0", *extra]) == 0
+        out, err = capsys.readouterr()
+        return int(err.split(" requested, ")[1].split(" valid")[0])
+
+    assert valid_count() > valid_count("--no-grammar")
+    assert main(["sample", "--model", str(path), "-n", "2", "--order", "sideways"]) == 2
+    assert "auto" in capsys.readouterr().err

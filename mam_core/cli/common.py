@@ -41,13 +41,13 @@ def parse_order_arg(spec: str, D: int):
     from ..core.orders import ORDERS, parse_order
     from ..core.sampling import DYNAMIC_ORDERS
 
-    if spec in ORDERS or spec in DYNAMIC_ORDERS:
+    if spec in ORDERS or spec in DYNAMIC_ORDERS or spec == "auto":
         return spec
     try:
         return parse_order(spec, D)
     except ValueError as err:
         raise CLIError(
-            f"--order must be one of {', '.join(sorted(ORDERS) + list(DYNAMIC_ORDERS))} or "
+            f"--order must be one of auto, {', '.join(sorted(ORDERS) + list(DYNAMIC_ORDERS))} or "
             f"positions: {err}"
         ) from None
 

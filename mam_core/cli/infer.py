@@ -34,7 +34,8 @@ def run_sample(args) -> None:
         try:
             table = generate_molecules(model, args.n, fragment=args.fragment, start=args.start,
                                        order=order, temperature=args.temperature,
-                                       top_p=args.top_p, seed=args.seed)
+                                       top_p=args.top_p, seed=args.seed,
+                                       grammar=not args.no_grammar)
         except FragmentError as err:
             raise CLIError(str(err)) from None
         dt = time.perf_counter() - t0
@@ -50,8 +51,14 @@ def run_sample(args) -> None:
         if args.fragment:
             raise CLIError("--fragment needs a molecule model; use --template for token models")
         template = load_token_text(args.template, model, "--template")[0] if args.template else None
+        from ..chem.grammar import grammar_for
+        from ..workflows.generate import default_order
+
+        if isinstance(order, str) and order == "auto":
+            order = default_order(model) if tok is not None else "random"
+        constraint = None if args.no_grammar else grammar_for(tok)
         x = model.sample(args.n, order=order, template=template, temperature=args.temperature,
-                         seed=args.seed, top_p=args.top_p)
+                         seed=args.seed, top_p=args.top_p, constraint=constraint)
         dt = time.perf_counter() - t0
         if tok is not None:
             lines = tok.decode_batch(x.cpu())
@@ -161,6 +168,7 @@ def run_eval(args) -> None:
         model, load_moses("test"), load_moses("train"), args.out, args.n_test, args.n_samples,
         args.orders, args.fragment, args.seed, order=order, temperature=args.temperature,
         top_p=args.top_p, with_fcd=False if args.no_fcd else None, moses_wheel=args.moses_wheel,
+        grammar=not args.no_grammar,
     )
     full = result["likelihood"]["test molecules"]
     fcd_line = ""
@@ -188,9 +196,12 @@ def add_parsers(sub) -> None:
                    "anywhere")
     p.add_argument("--start", type=int, default=0,
                    help="SELFIES/SMILES models: position of the fragment's first token")
-    p.add_argument("--order", dest="order", default="random",
-                   help="random, l2r, r2l, confidence (most certain position first), or positions "
-                        "like '3 0 1 2'")
+    p.add_argument("--order", dest="order", default="auto",
+                   help="auto (left to right for SMILES / fragment blocks, random for SELFIES), "
+                        "random, l2r, r2l, confidence (most certain position first), or "
+                        "positions like '3 0 1 2'")
+    p.add_argument("--no-grammar", action="store_true",
+                   help="SMILES / fragment-block models: sample without the syntax constraint")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0,
                    help="nucleus sampling: keep tokens covering this mass")
@@ -225,7 +236,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--orders", type=int, default=1, help="random orders for the AO-ARM reference")
     p.add_argument("--fragment", default="[*]c1ccccc1",
                    help="fragment for the conditional-generation check")
-    p.add_argument("--order", default="random", help="sampling order: random, l2r, r2l, confidence")
+    p.add_argument("--order", default="auto",
+                   help="sampling order: auto (the app's), random, l2r, r2l, confidence")
+    p.add_argument("--no-grammar", action="store_true",
+                   help="SMILES / fragment-block models: sample without the syntax constraint")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--no-fcd", action="store_true",

@@ -166,11 +166,12 @@ def compute_eval(
     num_orders: int = 1,
     fragment: str = "c1ccccc1",
     seed: int = 0,
-    order="random",
+    order="auto",
     temperature: float = 1.0,
     top_p: float = 1.0,
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
+    grammar: bool = True,
 ) -> EvalResult:
     """Score held-out molecules both ways, sample, and measure the samples (no files written).
 
@@ -180,7 +181,9 @@ def compute_eval(
         train_smiles: training molecules (novelty; the FCD floor).
         num_orders: random orders of the AO-ARM reference.
         fragment: SMILES of the conditional-generation check.
-        order, temperature, top_p: sampling settings.
+        order, temperature, top_p: sampling settings (``auto``: the app's order).
+        grammar: sample SMILES / fragment-block models under the syntax constraint, as the
+            app does.
         with_fcd: compute the Fréchet ChemNet Distance (default: when ``fcd_torch`` is present).
         moses_wheel: the MOSES wheel, for FCD against MOSES's own test statistics.
 
@@ -199,7 +202,8 @@ def compute_eval(
     )
     from ..chem.molecules import tokenizer_of
     from ..chem.properties import compute_properties
-    from .generate import STATUS_OK, generate_molecules
+    from ..chem.grammar import grammar_for
+    from .generate import STATUS_OK, default_order, generate_molecules
 
     if with_fcd is None:
         with_fcd = fcd_available()
@@ -228,7 +232,11 @@ def compute_eval(
 
     # 2. samples
     t0 = time.perf_counter()
-    x = model.sample(n_samples, order=order, temperature=temperature, top_p=top_p, seed=seed)
+    if isinstance(order, str) and order == "auto":
+        order = default_order(model)
+    constraint = grammar_for(tok) if grammar else None
+    x = model.sample(n_samples, order=order, temperature=temperature, top_p=top_p, seed=seed,
+                     constraint=constraint)
     samples = tok.decode_batch(x.cpu())
     t_sample = time.perf_counter() - t0
     test_ref = test_smiles[:n_samples]
@@ -263,7 +271,8 @@ def compute_eval(
 
     # 3. conditional generation from a fragment (first draw, no resampling)
     table = generate_molecules(model, min(n_samples, 200), fragment=fragment, order=order,
-                               temperature=temperature, top_p=top_p, seed=seed + 1, max_rounds=1)
+                               temperature=temperature, top_p=top_p, seed=seed + 1, max_rounds=1,
+                               grammar=grammar)
     matched = float((table["status"] == STATUS_OK).mean())
     cond = {"fragment": fragment, "task": table.attrs["task"], "samples": len(table),
             "matched_first_draw": matched}
@@ -277,7 +286,8 @@ def compute_eval(
         "property_w1": dist,
         "conditional": cond,
         "sampling": {"order": order if isinstance(order, str) else "custom",
-                     "temperature": temperature, "top_p": top_p},
+                     "temperature": temperature, "top_p": top_p,
+                     "syntax_constraint": constraint is not None},
     }
     c = model.config
     return EvalResult(
@@ -303,11 +313,12 @@ def evaluate_molecule_model(
     fragment: str = "c1ccccc1",
     seed: int = 0,
     progress: bool = True,
-    order="random",
+    order="auto",
     temperature: float = 1.0,
     top_p: float = 1.0,
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
+    grammar: bool = True,
 ) -> dict:
     """Run the whole evaluation and write ``report.md``, CSVs and figures into ``out_dir``.
 
@@ -318,6 +329,7 @@ def evaluate_molecule_model(
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # fail before the work, not after
     result = compute_eval(model, test_smiles, train_smiles, n_test, n_samples, num_orders,
-                          fragment, seed, order, temperature, top_p, with_fcd, moses_wheel)
+                          fragment, seed, order, temperature, top_p, with_fcd, moses_wheel,
+                          grammar)
     write_report(result, out_dir)
     return result.metrics
