@@ -6,8 +6,11 @@ and one of them wrong, and one wrong token is enough to lose the molecule.  This
 the syntax as a left-to-right automaton and tells the sampler which tokens may come next, so
 the model's conditional ``p(x_i | x_<i)`` is renormalised over tokens that keep the string
 completable (grammar-constrained decoding).  It also counts bonds per atom against the usual
-valences and refuses a ring bond between atoms already bonded.  Aromaticity (whether a ring can
-be kekulised) is still the model's job.
+valences and refuses a ring bond between atoms already bonded.  An aromatic ring system must be
+one RDKit can kekulise: when a ring closure completes a system (no ring of it left open), some
+choice of ring double bonds must give every ``c`` and pyridine-like ``n`` exactly one, so
+``c1cccc1`` or ``c1ccnc1`` are refused at the closing digit and the model writes a longer ring
+or a ``[nH]`` instead.
 
 The constraint applies at the *frontier*: a position whose left context is fully known.  With
 the ``l2r`` order (or a fixed prefix such as a fragment's blocks followed by masks) every drawn
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["BlockGrammar", "GrammarState", "grammar_for", "max_valence"]
+__all__ = ["BlockGrammar", "GrammarState", "grammar_for", "max_valence", "is_aromatic_atom"]
 
 _BONDS = {"-": 1, "=": 2, "#": 3, ":": 1, "/": 1, "\\": 1}
 # what the previous token was
@@ -38,6 +41,18 @@ _VALENCE = {"B": 3, "C": 4, "N": 3, "O": 2, "P": 5, "S": 6, "Si": 4, "Se": 6,
             "F": 1, "Cl": 1, "Br": 1, "I": 1,
             "b": 3, "c": 4, "n": 3, "o": 2, "p": 3, "s": 2, "se": 2}
 _BRACKET = re.compile(r"^\[(\d*)([A-Za-z][a-z]?)(@*)(H\d*)?([+-]+\d*)?(:\d+)?\]$")
+# aromatic atoms whose ring share is settled by their bond count: with a bond to spare they need
+# one ring double bond, with none they take none ("[nH]", "o", "s" are always full)
+_KEKULE_STRICT = {"c", "n", "o", "s", "[nH]", "[se]"}
+_KEKULE_SEARCH_LIMIT = 20_000  # matching steps before a check gives up (and allows)
+
+
+def is_aromatic_atom(token: str) -> bool:
+    """``c``, ``n``, ``[nH]``, ``[se]``...: an atom written in lower case."""
+    if token in ("c", "n", "o", "s", "p", "b", "se", "as", "te"):
+        return True
+    m = _BRACKET.match(token)
+    return bool(m) and m.group(2)[0].islower()
 
 
 def max_valence(token: str) -> int:
@@ -81,12 +96,20 @@ class GrammarState:
     parent: list = field(default_factory=lambda: [0])  # union-find over blocks
     ended: bool = False
     dead: bool = False  # the prefix already breaks the syntax
+    explicit_bond: bool = False  # the bond token just written is not aromatic (``-``, ``=``...)
+    atom_tok: list = field(default_factory=list)  # token id per atom (replaced, never mutated)
+    arom_bonds: set = field(default_factory=set)  # aromatic atom pairs (i < j)
+    ring_explicit: dict = field(default_factory=dict)  # open ring digit -> opened with a bond token
+    block_start: int = 0  # first atom of the current block
+    tree_parent: list = field(default_factory=list)  # atom each atom was written after (-1: none)
 
     def copy(self) -> "GrammarState":
         return GrammarState(self.prev, self.bond, self.bond_follows_atom, self.cur,
                             list(self.stack), list(self.used), self.room, self.bonds,
                             dict(self.rings), dict(self.labels), self.n_labels, self.block,
-                            self.parent, self.ended, self.dead)
+                            self.parent, self.ended, self.dead, self.explicit_bond,
+                            self.atom_tok, self.arom_bonds, dict(self.ring_explicit),
+                            self.block_start, self.tree_parent)
 
     @property
     def depth(self) -> int:
@@ -156,10 +179,12 @@ class BlockGrammar:
         tokens: the vocabulary's tokens in id order (``tokenizer.vocab.tokens``).
         pad_token: the padding token that ends a string.
         first_label: the first two-digit label (``%10``); labels must appear in order.
+        kekule: also refuse aromatic systems RDKit cannot kekulise (see :meth:`kekule_ok`).
     """
 
-    def __init__(self, tokens, pad_token: str, first_label: int = 10):
+    def __init__(self, tokens, pad_token: str, first_label: int = 10, kekule: bool = True):
         self.tokens = list(tokens)
+        self.kekule = kekule
         self.K = len(self.tokens)
         self.pad = self.tokens.index(pad_token)
         self.first_label = first_label
@@ -183,10 +208,13 @@ class BlockGrammar:
                 kind = "label"
             self.kind.append(kind)
             self.room.append(max_valence(t) if kind == "atom" else 0)
+        self.aromatic = [k == "atom" and is_aromatic_atom(t)
+                         for k, t in zip(self.kind, self.tokens)]
+        self.strict = [t in _KEKULE_STRICT for t in self.tokens]
 
     @classmethod
-    def for_tokenizer(cls, tokenizer) -> "BlockGrammar":
-        return cls(tokenizer.vocab.tokens, tokenizer.pad_token)
+    def for_tokenizer(cls, tokenizer, kekule: bool = True) -> "BlockGrammar":
+        return cls(tokenizer.vocab.tokens, tokenizer.pad_token, kekule=kekule)
 
     # ------------------------------------------------------------------ the automaton
     def syntax_ok(self, s: GrammarState, i: int) -> bool:
@@ -224,10 +252,83 @@ class BlockGrammar:
         if kind == "dot":
             # a block whose piece has no open label left could never be joined to the rest
             return (s.prev in _AFTER_ATOM and not s.depth and not s.rings
-                    and s.component_has_open_label(s.block))
+                    and s.component_has_open_label(s.block) and self.kekule_ok(s, final=True))
         if kind == "pad":
-            return s.prev in _AFTER_ATOM and not s.depth and not s.rings and not s.labels
+            return (s.prev in _AFTER_ATOM and not s.depth and not s.rings and not s.labels
+                    and self.kekule_ok(s, final=True))
         return False
+
+    # ------------------------------------------------------------------ aromaticity
+    def kekule_ok(self, s: GrammarState, final: bool) -> bool:
+        """Can the aromatic systems of the current block still be kekulised (as RDKit does)?
+
+        Every ``c`` or ``n`` with a bond to spare needs exactly one ring double bond, atoms
+        already full take none, and an aromatic atom must lie on a ring.  Before the block
+        ends, atoms that may still gain bonds (the current atom, branch points, atoms with an
+        open ring digit) may go either way, and an atom off every ring passes while a later
+        ring closure could still take it in; so a block is refused as soon as no later token
+        could fix it.  A bond or branch just written counts against the current atom.
+        """
+        if not self.kekule:
+            return True
+        atoms = [a for a in range(s.block_start, len(s.used)) if self.aromatic[s.atom_tok[a]]]
+        if not atoms:
+            return True
+        adj: dict = {a: [] for a in atoms}
+        for i, j in s.arom_bonds:
+            if i in adj and j in adj:
+                adj[i].append(j)
+                adj[j].append(i)
+        used = s.used
+        if final:
+            flexible: set = set()
+            reachable: set = set()
+        else:
+            flexible = {s.cur, *s.stack, *(a for a, _ in s.rings.values())}
+            reachable = _may_join_a_ring(s)
+            pending = s.bond if s.prev == _BOND else int(s.prev == _OPEN)
+            if pending:
+                used = list(used)
+                used[s.cur] += pending
+        on_rings = _atoms_on_rings(s.bonds, s.block_start)
+        if any(a not in on_rings and a not in reachable for a in atoms):
+            return False
+        return all(self._matchable(s, comp, adj, flexible, used)
+                   for comp in _components(atoms, adj))
+
+    def _matchable(self, s: GrammarState, comp: list, adj: dict, flexible: set,
+                   used: list) -> bool:
+        must, may = set(), set()
+        for a in comp:
+            # RDKit counts an aromatic bond as 1.5: four are too many, three leave carbon none
+            if len(adj[a]) > 3 or (len(adj[a]) == 3 and used[a] > 3
+                                   and self.tokens[s.atom_tok[a]] == "c"):
+                return False
+            if not adj[a]:
+                continue  # no aromatic bond: RDKit leaves it as written
+            spare = self.room[s.atom_tok[a]] - used[a] >= 1  # the atom's own valence
+            if a in flexible or not self.strict[s.atom_tok[a]]:
+                if spare:
+                    may.add(a)
+            elif spare:
+                must.add(a)
+        eligible = must | may
+        steps = [0]
+
+        def solve(left: frozenset, taken: frozenset) -> bool:
+            if not left:
+                return True
+            steps[0] += 1
+            if steps[0] > _KEKULE_SEARCH_LIMIT:
+                return True  # too many choices to settle here: allow
+            options = {m: [b for b in adj[m] if b in eligible and b not in taken] for m in left}
+            m = min(options, key=lambda a: len(options[a]))
+            for b in options[m]:
+                if solve(left - {m, b}, taken | {m, b}):
+                    return True
+            return False
+
+        return solve(frozenset(must), frozenset())
 
     def step(self, s: GrammarState, i: int) -> None:
         """Advance ``s`` by token id ``i`` in place (a syntax error marks it dead)."""
@@ -238,22 +339,29 @@ class BlockGrammar:
             return
         kind, tok = self.kind[i], self.tokens[i]
         order = s.bond or 1
+        explicit = bool(s.bond and s.explicit_bond)  # the bond into this token is not aromatic
         if kind != "bond":
             s.bond = 0
+            s.explicit_bond = False
         if kind == "pad":
             s.ended = True
         elif kind == "bond":
             s.bond = _BONDS[tok]
+            s.explicit_bond = tok != ":"
             s.bond_follows_atom = s.prev in (_ATOM, _RING)
             s.prev = _BOND
         elif kind == "atom":
             new = len(s.used)
             s.used.append(0)
             s.room = [*s.room, self.room[i]]  # shared with copies: replaced, never mutated
+            s.atom_tok = [*s.atom_tok, i]
+            s.tree_parent = [*s.tree_parent, s.cur]
             if s.cur >= 0:
                 s.used[s.cur] += order
                 s.used[new] += order
                 s.bonds = s.bonds | {(s.cur, new)}
+                if self.aromatic[i] and self.aromatic[s.atom_tok[s.cur]] and not explicit:
+                    self._add_aromatic_bond(s, s.cur, new)
             s.cur = new
             s.prev = _ATOM
         elif kind == "open":
@@ -264,12 +372,10 @@ class BlockGrammar:
             s.prev = _CLOSE
         elif kind == "ring":
             if tok in s.rings:
-                a, opened = s.rings.pop(tok)
-                s.used[a] += max(order - opened, 0)
-                s.used[s.cur] += max(order, opened)
-                s.bonds = s.bonds | {(min(a, s.cur), max(a, s.cur))}
+                self._close_ring(s, tok, order, explicit)
             else:
                 s.rings[tok] = (s.cur, order)
+                s.ring_explicit[tok] = explicit
                 s.used[s.cur] += order
             s.prev = _RING
         elif kind == "label":
@@ -285,10 +391,31 @@ class BlockGrammar:
             s.used[s.cur] += 1
             s.prev = _RING
         elif kind == "dot":
+            s.block_start = len(s.used)
             s.block += 1
             s.parent = [*s.parent, s.block]
             s.cur = -1
             s.prev = _START
+
+    def _close_ring(self, s: GrammarState, tok: str, order: int, explicit: bool) -> None:
+        """Close ring digit ``tok`` on the current atom (``order`` / ``explicit``: the bond
+        written here, if any)."""
+        a, opened = s.rings.pop(tok)
+        explicit = s.ring_explicit.pop(tok, False) or explicit
+        s.used[a] += max(order - opened, 0)
+        s.used[s.cur] += max(order, opened)
+        pair = (min(a, s.cur), max(a, s.cur))
+        s.bonds = s.bonds | {pair}
+        if not explicit and self.aromatic[s.atom_tok[a]] and self.aromatic[s.atom_tok[s.cur]]:
+            self._add_aromatic_bond(s, *pair)
+
+    def _add_aromatic_bond(self, s: GrammarState, i: int, j: int) -> None:
+        s.arom_bonds = s.arom_bonds | {(min(i, j), max(i, j))}
+        for a in (i, j):
+            # RDKit counts an aromatic bond as 1.5: a carbon with three has no bond to spare
+            if self.kekule and self.tokens[s.atom_tok[a]] == "c" and s.room[a] > 3 and sum(
+                    a in pair for pair in s.arom_bonds) >= 3:
+                s.room = [*s.room[:a], 3, *s.room[a + 1:]]
 
     def allowed_in(self, s: GrammarState, budget: int) -> list[bool]:
         """Tokens that may follow ``s`` and still leave a molecule that fits in ``budget``
@@ -300,7 +427,9 @@ class BlockGrammar:
             if self.syntax_ok(s, i):
                 nxt = s.copy()
                 self.step(nxt, i)
-                out[i] = nxt.completion_length() <= budget
+                # a dot was checked as the block's end (syntax_ok); a new block has no atoms yet
+                out[i] = nxt.completion_length() <= budget and (
+                    nxt.ended or self.kind[i] == "dot" or self.kekule_ok(nxt, final=budget == 0))
         return out
 
     def state_of(self, ids) -> GrammarState:
@@ -328,7 +457,8 @@ class BlockGrammar:
     def is_complete(self, ids) -> bool:
         """True when ``ids`` (a whole row) is syntactically one molecule."""
         s = self.state_of(ids)
-        return not s.dead and s.prev != _START and s.completion_length() == 0
+        return (not s.dead and s.prev != _START and s.completion_length() == 0
+                and (s.ended or self.kekule_ok(s, final=True)))
 
     # ------------------------------------------------------------------ the sampler hook
     def __call__(self, x: torch.Tensor, pos: torch.Tensor, mask_id: int) -> torch.Tensor:
@@ -356,9 +486,94 @@ class BlockGrammar:
         return out.to(x.device)
 
 
-def grammar_for(tokenizer) -> BlockGrammar | None:
+def _atoms_on_rings(bonds: set, first: int) -> set:
+    """Atoms (from ``first`` on) on a ring of the bond graph: those with a bond that is not a
+    bridge."""
+    adj: dict = {}
+    for i, j in bonds:
+        if i >= first and j >= first:
+            adj.setdefault(i, set()).add(j)
+            adj.setdefault(j, set()).add(i)
+
+    def joined_without(a: int, b: int) -> bool:
+        seen, todo = {a}, [a]
+        while todo:
+            v = todo.pop()
+            for w in adj[v]:
+                if (v, w) in ((a, b), (b, a)) or w in seen:
+                    continue
+                if w == b:
+                    return True
+                seen.add(w)
+                todo.append(w)
+        return False
+
+    out = set()
+    for a, nbrs in adj.items():
+        if a not in out:
+            for b in nbrs:
+                if joined_without(a, b):
+                    out |= {a, b}
+                    break
+    return out
+
+
+def _may_join_a_ring(s: GrammarState) -> set:
+    """Atoms a later ring closure could still put on a ring.
+
+    New atoms attach to the current atom or to an open branch point (an *anchor*, if it has a
+    bond to spare), so a new ring runs through the string's tree between two anchors (or
+    twice through one with two bonds to spare), or from an open ring digit's atom to an anchor.
+    """
+    def up(a: int) -> list:
+        path = []
+        while a >= 0:
+            path.append(a)
+            a = s.tree_parent[a]
+        return path
+
+    spine = up(s.cur)
+    where = {a: i for i, a in enumerate(spine)}
+    anchors = [where[a] for a in (s.cur, *s.stack) if a in where and s.free(a) >= 1]
+    out: set = set()
+    if len(set(anchors)) >= 2:
+        out.update(spine[min(anchors): max(anchors) + 1])
+    out.update(spine[i] for i in anchors if s.free(spine[i]) >= 2)
+    if not anchors:
+        return out
+    for r, _ in s.rings.values():
+        a = r
+        while a >= 0 and a not in where:
+            out.add(a)
+            a = s.tree_parent[a]
+        if a >= 0:
+            lo, hi = min(where[a], *anchors), max(where[a], *anchors)
+            out.update(spine[lo: hi + 1])
+    return out
+
+
+def _components(starts, adj: dict):
+    """Connected pieces of ``adj`` reached from ``starts`` (each once)."""
+    seen: set = set()
+    for a in starts:
+        if a in seen:
+            continue
+        comp, todo = [], [a]
+        seen.add(a)
+        while todo:
+            v = todo.pop()
+            comp.append(v)
+            for w in adj[v]:
+                if w not in seen:
+                    seen.add(w)
+                    todo.append(w)
+        yield comp
+
+
+def grammar_for(tokenizer, kekule: bool = True) -> BlockGrammar | None:
     """A fresh syntax constraint for a SMILES or fragment-block tokenizer (``None`` for SELFIES,
-    where every string is already a molecule)."""
+    where every string is already a molecule); ``kekule=False`` leaves aromatic rings to the
+    model."""
     if tokenizer is None or getattr(tokenizer, "kind", None) not in ("safe", "smiles"):
         return None
-    return BlockGrammar.for_tokenizer(tokenizer)
+    return BlockGrammar.for_tokenizer(tokenizer, kekule=kekule)
