@@ -67,7 +67,8 @@ class MolecularEnergy:
     """Shared machinery: decoding, caching, the invalid-molecule floor, tensor in/out.
 
     Subclasses set ``name`` and implement :meth:`reward_smiles` (``str -> float``, NaN when the
-    molecule cannot be scored) and :meth:`default_floor`.
+    molecule cannot be scored) and :meth:`default_floor`; :meth:`ceiling` (the best ``log f``)
+    lets a weighted sum give the energy a negative weight without clipping every molecule.
 
     Args:
         tokenizer: the :class:`mam_core.chem.tokenizers.MolTokenizer` of the model being trained; it
@@ -90,6 +91,10 @@ class MolecularEnergy:
 
     def default_floor(self) -> float:
         raise NotImplementedError
+
+    def ceiling(self) -> float:
+        """Largest ``log f`` any valid molecule can get (``inf`` when unbounded)."""
+        return math.inf
 
     @property
     def params(self) -> dict[str, Any]:
@@ -169,6 +174,9 @@ class LipophilicityEnergy(MolecularEnergy):
         # a logP 15 units off target: worse than any drug-like molecule
         return -(15.0**2) / self.tau
 
+    def ceiling(self) -> float:
+        return 0.0  # logP exactly on target
+
     def reward_smiles(self, smiles: str) -> float:
         return -((property_of(smiles, "logP") - self.target) ** 2) / self.tau
 
@@ -194,6 +202,9 @@ class QEDEnergy(MolecularEnergy):
     def default_floor(self) -> float:
         return 0.0  # QED's own minimum
 
+    def ceiling(self) -> float:
+        return 1.0 / self.tau  # QED's own maximum
+
     def reward_smiles(self, smiles: str) -> float:
         return property_of(smiles, "QED") / self.tau
 
@@ -218,6 +229,9 @@ class SAEnergy(MolecularEnergy):
 
     def default_floor(self) -> float:
         return -10.0 / self.tau  # SA's own maximum
+
+    def ceiling(self) -> float:
+        return -1.0 / self.tau  # SA's own minimum
 
     def reward_smiles(self, smiles: str) -> float:
         return -property_of(smiles, "SA") / self.tau
@@ -258,6 +272,9 @@ class MolWeightWindowEnergy(MolecularEnergy):
     def default_floor(self) -> float:
         return -100.0 / self.tau  # 10 scales outside the window
 
+    def ceiling(self) -> float:
+        return 0.0  # inside the window
+
     def reward_smiles(self, smiles: str) -> float:
         mw = property_of(smiles, "MW")
         distance = max(0.0, self.low - mw, mw - self.high)
@@ -295,6 +312,9 @@ class SubstructureEnergy(MolecularEnergy):
     def default_floor(self) -> float:
         return -self.penalty
 
+    def ceiling(self) -> float:
+        return 0.0  # the pattern is present
+
     def _uncached_has(self, smiles: str) -> bool:
         mol = mol_from_smiles(smiles)
         return mol is not None and mol.HasSubstructMatch(self.pattern)
@@ -314,6 +334,10 @@ class SubstructureEnergy(MolecularEnergy):
 @register("weighted_sum")
 class WeightedSumEnergy(MolecularEnergy):
     """``log f = Σ_k w_k · log f_k``: a weighted sum of other molecular energies.
+
+    The default floor is the worst the sum can be: each term at its floor, or at its ceiling when
+    its weight is negative. Taking ``w · floor`` for a negative weight would put the floor above
+    every valid molecule and give them all the same ``log f``.
 
     Args:
         terms: ``[{"name": "qed", "weight": 1.0, **params}, ...]`` (plain data, so a config or the
@@ -347,7 +371,14 @@ class WeightedSumEnergy(MolecularEnergy):
         super().__init__(tokenizer, floor, **kw)
 
     def default_floor(self) -> float:
-        return sum(w * e.floor for w, e in self.terms)
+        floor = sum(w * (e.floor if w >= 0 else e.ceiling()) for w, e in self.terms if w != 0)
+        if not math.isfinite(floor):
+            raise ValueError("weighted_sum: a negative weight on an energy with no largest value "
+                             "leaves the sum unbounded below; pass floor=")
+        return floor
+
+    def ceiling(self) -> float:
+        return sum(w * (e.ceiling() if w >= 0 else e.floor) for w, e in self.terms if w != 0)
 
     def reward_smiles(self, smiles: str) -> float:
         return sum(w * e.log_f_smiles(smiles) for w, e in self.terms)

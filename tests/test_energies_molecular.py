@@ -72,6 +72,16 @@ def test_weighted_sum_adds_its_terms():
         WeightedSumEnergy(terms=[])
 
 
+def test_weighted_sum_with_a_negative_weight_still_ranks_molecules():
+    """A negative weight uses the term's ceiling for the floor: valid molecules are not all
+    clipped to one value, and invalid ones still score no better than any valid one."""
+    e = get_energy("weighted_sum", terms=[{"name": "qed", "weight": -1.0, "tau": 1.0}])
+    assert e.floor == pytest.approx(-1.0)
+    aspirin, benzene = e.score_smiles([ASPIRIN, BENZENE])
+    assert aspirin == pytest.approx(-QED_ASPIRIN, abs=1e-3) and aspirin != benzene
+    assert e.score_smiles(["not a molecule"])[0] == e.floor <= min(aspirin, benzene)
+
+
 @pytest.mark.parametrize("name", MOLECULAR_ENERGIES)
 def test_invalid_molecules_get_the_finite_floor(name):
     kw = {"terms": [{"name": "qed"}]} if name == "weighted_sum" else {}
