@@ -224,7 +224,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(ROOT / "data" / "models" / "default.pt"))
     p.add_argument("--n", type=int, default=100, help="molecules per fragment (GenMol: 100)")
-    p.add_argument("--order", default="random")
+    p.add_argument("--order", default="auto",
+                   help="auto: the best order for the model's representation")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=4, help="sampling rounds for failed rows")
