@@ -16,6 +16,10 @@ Energies are registered by name so that configs, the CLI and the app can build t
     >>> from energies import get_energy
     >>> ising = get_energy("ising", n=4, sigma=0.1)
 
+Molecular rewards made of several scored properties are written as a reward spec (components,
+transforms, weights, an aggregate; :mod:`energies.spec`) and built by :func:`build_reward`, the
+one builder the CLI, the app and Python share.
+
 A registered class is constructed as ``cls(**params)``. To add a family, write one module with
 classes decorated by ``@register("name")`` and import that module by name at the bottom of this file
 (no package scanning).
@@ -25,7 +29,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-__all__ = ["ENERGIES", "register", "get_energy", "IsingEnergy", "IsingParams", "MOLECULAR_ENERGIES"]
+__all__ = [
+    "ENERGIES",
+    "register",
+    "get_energy",
+    "IsingEnergy",
+    "IsingParams",
+    "MOLECULAR_ENERGIES",
+    "RewardSpec",
+    "load_reward_spec",
+    "build_reward",
+]
 
 ENERGIES: dict[str, type] = {}
 """Registry of energy classes by name; filled by the ``@register`` decorators on import."""
@@ -85,3 +99,5 @@ from energies import ising  # noqa: E402,F401
 from energies.ising import IsingEnergy, IsingParams  # noqa: E402
 from energies import molecular  # noqa: E402,F401
 from energies.molecular import MOLECULAR_ENERGIES  # noqa: E402
+from energies.spec import RewardSpec, load_reward_spec  # noqa: E402
+from energies.reward import build_reward  # noqa: E402

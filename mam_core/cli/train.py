@@ -242,7 +242,10 @@ def _molecule_tokenizer(args, init_model: MaM | None):
 def _build_energy(args, init_model: MaM | None = None):
     from energies import MOLECULAR_ENERGIES, get_energy
 
-    if args.energy == "ising":
+    if args.reward_spec:
+        return _build_spec_reward(args, init_model)
+    name = args.energy or "ising"
+    if name == "ising":
         if args.ising_size is None:
             raise CLIError("--energy ising needs --ising-size N")
         return get_energy("ising", n=args.ising_size, sigma=args.sigma, bias=args.bias)
@@ -255,12 +258,28 @@ def _build_energy(args, init_model: MaM | None = None):
     for key in ("target", "tau", "smarts"):
         if getattr(args, key, None) is not None:
             params[key] = getattr(args, key)
-    if args.energy in MOLECULAR_ENERGIES:
+    if name in MOLECULAR_ENERGIES:
         params["tokenizer"] = _molecule_tokenizer(args, init_model)
     try:
-        return get_energy(args.energy, **params)
+        return get_energy(name, **params)
     except (TypeError, ValueError) as err:
-        raise CLIError(f"cannot build energy {args.energy!r}: {err}") from None
+        raise CLIError(f"cannot build energy {name!r}: {err}") from None
+
+
+def _build_spec_reward(args, init_model: MaM | None):
+    """--reward-spec FILE: the reward the Fine-tune page and Python build, through one builder."""
+    from energies import build_reward, load_reward_spec
+
+    clashing = [f"--{k.replace('_', '-')}" for k in ("energy", "energy_params", "target", "tau",
+                                                      "smarts")
+                if getattr(args, k, None) is not None]
+    if clashing:
+        raise CLIError(f"--reward-spec describes the whole reward; drop {', '.join(clashing)}")
+    try:
+        spec = load_reward_spec(args.reward_spec)
+    except ValueError as err:
+        raise CLIError(f"--reward-spec: {err}") from None
+    return build_reward(spec, tokenizer=_molecule_tokenizer(args, init_model))
 
 
 def _eb_template(args, model: MaM):
@@ -340,7 +359,10 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=run_distill)
 
     p = sub.add_parser("train-eb", help="energy-based training towards p*(x) ∝ f(x), no data")
-    p.add_argument("--energy", default="ising", help="energy name (see energies/); default ising")
+    p.add_argument("--energy", help="energy name (see energies/); default ising")
+    p.add_argument("--reward-spec", metavar="FILE",
+                   help="molecules: a reward spec (.toml or .json; components, transforms, "
+                        "weights, aggregate; see energies/spec.py) instead of --energy")
     p.add_argument("--energy-params", help="JSON object of energy parameters")
     p.add_argument("--ising-size", type=int, help="Ising lattice side N (D = N*N)")
     p.add_argument("--sigma", type=float, default=0.1, help="Ising coupling σ (default 0.1)")
