@@ -56,12 +56,15 @@ LIK_RESULT = "lik_result"  # result: ScoreResult
 
 # ------------------------------------------------------------------------------ fine-tune
 FT_REWARD = "ft_reward"
-FT_TARGET = "ft_target"
+FT_LOGP_WINDOW = "ft_logp_window"
+FT_LOGP_WIDTH = "ft_logp_width"
 FT_TAU = "ft_tau"
 FT_BETA = "ft_beta"
 FT_SMARTS = "ft_smarts"
 FT_WQED = "ft_wqed"
 FT_WSA = "ft_wsa"
+FT_SPEC_UPLOAD = "ft_spec_upload"
+FT_SPEC_DOWNLOAD = "ft_spec_download"
 FT_FRAGMENT = "ft_fragment"
 FT_START = "ft_start"
 FT_STEPS = "ft_steps"

@@ -1,5 +1,9 @@
 """Fine-tune page: energy-based fine-tuning of the current model towards a reward, in the
-background, with live curves, a stop button, a before/after logP histogram and saving."""
+background, with live curves, a stop button, a before/after logP histogram and saving.
+
+The reward is a reward spec (:mod:`energies.spec`): the widgets write one, or the user uploads
+one, and :func:`energies.build_reward` builds it, as ``mam train-eb --reward-spec`` does. The page
+shows the spec it will use so that the same reward can be rerun from the command line."""
 
 import copy
 
@@ -10,7 +14,8 @@ import streamlit as st
 from app import state
 from app.jobs import Job, refresh_interval
 from app.resources import current_model_name, require_molecule_model
-from energies import get_energy
+from energies import RewardSpec, build_reward
+from energies.spec import parse_reward_spec
 from mam_core.core.config import TrainConfig
 from mam_core.workflows.finetune import fine_tune
 from mam_core.workflows.model_store import ModelStoreError, save_model
@@ -18,12 +23,48 @@ from mam_core.workflows.generate import generate_molecules, plan_design
 from mam_core.chem.tokenizers import TokenizationError
 
 REWARDS = {
-    "lipophilicity": "logP towards a target",
+    "logp": "logP inside a window",
     "qed": "drug-likeness (QED)",
-    "sa": "synthetic accessibility (lower SA)",
+    "sa": "synthetic accessibility (SA below about 4)",
     "substructure": "contains a substructure (SMARTS)",
-    "weighted_sum": "weighted sum: logP target + QED + SA",
+    "combined": "weighted mean: logP window + QED + SA",
 }
+
+#: SA is rewarded through a reverse sigmoid centred on 4, GenMol's "easy enough to make" limit.
+SA_TRANSFORM = {"type": "reverse_sigmoid", "low": 2.0, "high": 6.0, "k": 0.5}
+
+#: Largest spec file the page reads (a spec is a few hundred bytes).
+MAX_SPEC_MB = 1
+
+
+def widget_spec(reward: str, logp_window: tuple[float, float], logp_width: float, tau: float,
+                smarts: str, w_qed: float, w_sa: float) -> dict:
+    """The reward spec (plain data) the page's widgets describe."""
+    logp = {"kind": "logp", "weight": 1.0,
+            "transform": {"type": "window", "low": float(logp_window[0]),
+                          "high": float(logp_window[1]), "width": float(logp_width)}}
+    qed = {"kind": "qed", "weight": float(w_qed)}
+    sa = {"kind": "sa", "weight": float(w_sa), "transform": dict(SA_TRANSFORM)}
+    components = {
+        "logp": [logp],
+        "qed": [{**qed, "weight": 1.0}],
+        "sa": [{**sa, "weight": 1.0}],
+        "substructure": [{"kind": "smarts", "smarts": smarts.strip(), "weight": 1.0}],
+        "combined": [logp, qed, sa],
+    }[reward]
+    return {"aggregate": "sum", "temperature": float(tau), "components": components}
+
+
+def read_spec(upload, widgets: dict) -> RewardSpec:
+    """The uploaded spec file if there is one, else the widgets' spec; ValueError if invalid."""
+    if upload is None:
+        return RewardSpec.from_dict(widgets)
+    fmt = "json" if upload.name.lower().endswith(".json") else "toml"
+    try:
+        return parse_reward_spec(upload.getvalue().decode("utf-8"), fmt)
+    except ValueError as err:
+        raise ValueError(f"{upload.name}: {err}") from None
+
 
 st.title("Fine-tune towards a reward")
 model, tok = require_molecule_model()
@@ -31,22 +72,42 @@ job: Job | None = st.session_state[state.FT_JOB]
 busy = job is not None and job.running
 
 with st.form("finetune"):
-    st.caption(f"Starting from **{current_model_name()}**; target p*(x) ∝ p_prior(x)^β · f(x).")
+    st.caption(f"Starting from **{current_model_name()}**; target p*(x) ∝ p_prior(x)^β · f(x), "
+               "log f = score / τ (the choices below score in [0, 1]).")
     reward = st.selectbox(
         "Reward", list(REWARDS), format_func=lambda k: f"{k}: {REWARDS[k]}", key=state.FT_REWARD
     )
-    c1, c2, c3 = st.columns(3)
-    target = c1.number_input("logP target", -10.0, 10.0, -4.0, 0.5, key=state.FT_TARGET)
-    tau = c2.number_input(
+    c1, c2 = st.columns([2, 1])
+    logp_window = c1.slider(
+        "logP window",
+        -10.0,
+        10.0,
+        (1.0, 3.0),
+        0.25,
+        key=state.FT_LOGP_WINDOW,
+        help="Score 1 inside the window (oral drugs mostly lie between 1 and 3).",
+    )
+    logp_width = c2.number_input(
+        "Window softness (logP units)",
+        0.05,
+        5.0,
+        0.5,
+        0.05,
+        key=state.FT_LOGP_WIDTH,
+        help="Outside the window the score halves this far from its edge.",
+    )
+    c3, c4 = st.columns(2)
+    tau = c3.number_input(
         "τ (temperature)",
         0.01,
         10.0,
-        1.0,
+        0.1,
         0.05,
         key=state.FT_TAU,
-        help="Smaller τ sharpens the reward (paper: 0.1 for lipophilicity).",
+        help="log f = score / τ: the best molecule is 1/τ above the worst in log f. Smaller τ "
+        "pulls harder towards the reward.",
     )
-    beta = c3.number_input(
+    beta = c4.number_input(
         "β (prior weight)",
         0.0,
         5.0,
@@ -55,51 +116,64 @@ with st.form("finetune"):
         key=state.FT_BETA,
         help="0 = reward only; larger stays closer to the pretrained model.",
     )
-    c4, c5, c6 = st.columns(3)
-    smarts = c4.text_input("SMARTS (substructure reward)", "c1ccccc1", key=state.FT_SMARTS)
-    w_qed = c5.number_input("weight of QED (weighted sum)", 0.0, 10.0, 1.0, key=state.FT_WQED)
-    w_sa = c6.number_input("weight of SA (weighted sum)", 0.0, 10.0, 0.5, key=state.FT_WSA)
-    c7, c8 = st.columns(2)
-    fragment = c7.text_input(
+    c5, c6, c7 = st.columns(3)
+    smarts = c5.text_input("SMARTS (substructure reward)", "c1ccccc1", key=state.FT_SMARTS)
+    w_qed = c6.number_input("weight of QED (weighted mean)", 0.0, 10.0, 1.0, key=state.FT_WQED)
+    w_sa = c7.number_input("weight of SA (weighted mean)", 0.0, 10.0, 0.5, key=state.FT_WSA)
+    upload = st.file_uploader(
+        "…or a reward spec file (.toml / .json), used instead of the choices above",
+        type=["toml", "json"],
+        max_upload_size=MAX_SPEC_MB,
+        key=state.FT_SPEC_UPLOAD,
+    )
+    c8, c9 = st.columns(2)
+    fragment = c8.text_input(
         "Fixed fragment (SMILES, optional)",
         "",
         key=state.FT_FRAGMENT,
         help="As on the Design page: [*] marks where new atoms may attach (fragment-block models); "
         "two dot-separated pieces ask for a linker.",
     )
-    start = c8.number_input(
+    start = c9.number_input(
         "Fragment start position (SELFIES / SMILES models)", 0, model.D - 1, 0, key=state.FT_START
     )
-    c9, c10, c11 = st.columns(3)
-    steps = c9.number_input(
+    c10, c11, c12 = st.columns(3)
+    steps = c10.number_input(
         "Steps",
         10,
         5000,
         200,
         10,
         key=state.FT_STEPS,
-        help="On 2 CPU cores a step takes about 0.5 s at batch 64. Towards logP −4 (τ 0.1), "
-        "200 steps start the shift; 2,000 steps put about a third of samples within ±0.5.",
+        help="On 2 CPU cores a step takes about 0.5 s at batch 64.",
     )
-    batch = c10.number_input("Batch size", 8, 512, 64, 8, key=state.FT_BATCH)
-    lr = c11.number_input("Learning rate", 1e-5, 1e-2, 1e-3, format="%.5f", key=state.FT_LR)
+    batch = c11.number_input("Batch size", 8, 512, 64, 8, key=state.FT_BATCH)
+    lr = c12.number_input("Learning rate", 1e-5, 1e-2, 1e-3, format="%.5f", key=state.FT_LR)
     start_clicked = st.form_submit_button("Start fine-tuning", type="primary", disabled=busy)
+
+widgets = widget_spec(reward, logp_window, logp_width, tau, smarts, w_qed, w_sa)
+try:
+    spec, spec_error = read_spec(upload, widgets), None
+except ValueError as err:
+    spec, spec_error = None, err
+
+with st.expander("Reward specification (TOML / JSON)"):
+    if spec is None:
+        st.caption(f"Not a valid reward spec yet: {spec_error}")
+    else:
+        st.caption(f"{spec.describe()}. Rerun it from the command line with "
+                   "`mam train-eb --reward-spec reward.toml --init MODEL.pt ...`.")
+        as_toml, as_json = st.tabs(["TOML", "JSON"])
+        as_toml.code(spec.to_toml(), language="toml")
+        as_json.code(spec.to_json(), language="json")
+        st.download_button("Download reward.toml", spec.to_toml(), "reward.toml",
+                           mime="application/toml", key=state.FT_SPEC_DOWNLOAD)
 
 if start_clicked:
     try:
-        if reward == "weighted_sum":
-            terms = [
-                {"name": "lipophilicity", "weight": 1.0, "target": target, "tau": tau},
-                {"name": "qed", "weight": w_qed, "tau": tau},
-                {"name": "sa", "weight": w_sa, "tau": tau},
-            ]
-            energy = get_energy("weighted_sum", tokenizer=tok, terms=terms)
-        elif reward == "lipophilicity":
-            energy = get_energy(reward, tokenizer=tok, target=target, tau=tau)
-        elif reward == "substructure":
-            energy = get_energy(reward, tokenizer=tok, smarts=smarts.strip())
-        else:
-            energy = get_energy(reward, tokenizer=tok, tau=tau)
+        if spec is None:
+            raise spec_error
+        energy = build_reward(spec, tokenizer=tok)
         # the same plan as the Design page: fixed blocks for fragment-block models (new atoms
         # only at the attachment points), a capped fragment at `start` for SELFIES / SMILES
         template = (
@@ -139,6 +213,7 @@ if start_clicked:
             "fragment": fragment.strip() or None,
             "start": int(start),
             "energy": energy.description,
+            "spec": spec.to_dict(),
             "base": current_model_name(),
         }
         busy = True

@@ -3,6 +3,7 @@ page's fragment flow, and the defects each fixed with the test that would have c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -336,6 +337,67 @@ def test_finetune_page_rejects_a_bad_smarts(tiny_default):
     at.run()
     assert at.error and "SMARTS" in at.error[0].value
     assert at.session_state["ft_job"] is None
+
+
+@pytest.fixture()
+def captured_fine_tune(monkeypatch):
+    """Replaces fine-tuning by a spy that records the energy it was given and returns at once."""
+    import mam_core.workflows.finetune
+
+    seen = {}
+
+    def spy(model, energy, *args, **kw):
+        seen["energy"] = energy
+        return None
+
+    monkeypatch.setattr(mam_core.workflows.finetune, "fine_tune", spy)
+    return seen
+
+
+def test_finetune_page_builds_its_reward_from_a_spec(tiny_default, captured_fine_tune):
+    """The widgets write a reward spec, the page shows it as TOML and JSON, and the job's energy
+    is what build_reward makes of it."""
+    from energies import RewardSpec
+
+    at = _open("finetune")
+    assert any('type = "window"' in c.value for c in at.code)  # the default: a logP window
+    at.selectbox(key="ft_reward").set_value("combined")
+    at.slider(key="ft_logp_window").set_value((0.5, 2.5))
+    at.number_input(key="ft_steps").set_value(10)
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    at.session_state["ft_job"].wait(60)
+    spec = at.session_state["ft_setup"]["spec"]
+    assert [c["kind"] for c in spec["components"]] == ["logp", "qed", "sa"]
+    assert spec["components"][0]["transform"] == {"type": "window", "low": 0.5, "high": 2.5,
+                                                  "width": 0.5}
+    energy = captured_fine_tune["energy"]
+    assert energy.params == spec and energy.spec == RewardSpec.from_dict(spec)
+    assert any(json.loads(c.value) == spec for c in at.code if c.language == "json")
+
+
+def test_finetune_page_uses_an_uploaded_spec_and_names_a_wrong_key(tiny_default,
+                                                                   captured_fine_tune):
+    at = _open("finetune")
+    toml = b'temperature = 0.5\n[[components]]\nkind = "qed"\nweight = 2.0\n'
+    at.file_uploader(key="ft_spec_upload").set_value(("mine.toml", toml, "application/toml"))
+    at.number_input(key="ft_steps").set_value(10)
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    at.session_state["ft_job"].wait(60)
+    spec = at.session_state["ft_setup"]["spec"]
+    assert spec["temperature"] == 0.5 and spec["components"][0]["weight"] == 2.0
+    assert captured_fine_tune["energy"].params == spec
+
+    at = _open("finetune")
+    wrong = b'[[components]]\nkind = "qed"\nwieght = 2.0\n'
+    at.file_uploader(key="ft_spec_upload").set_value(("wrong.toml", wrong, "application/toml"))
+    at.button[0].click()
+    at.run()
+    assert at.error and "unknown key 'wieght'" in at.error[0].value
+    assert "wrong.toml" in at.error[0].value and at.session_state["ft_job"] is None
 
 
 def test_models_page_lists_caches_and_deletes(tiny_default, monkeypatch):
