@@ -297,6 +297,7 @@ def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
     assert "my_tuned_.._model" in model_names()
 
 
+@pytest.mark.slow
 def test_finetune_page_fixes_a_fragment_as_blocks_with_attachment_points(
     fragment_block_default, monkeypatch
 ):

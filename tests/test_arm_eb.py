@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from conftest import all_states, perturbed
@@ -28,6 +29,7 @@ def test_arm_log_likelihood_matches_the_reference_and_is_normalised():
     assert m.net.conditional_head.weight.grad is not None
 
 
+@pytest.mark.slow
 def test_arm_eb_training_approaches_the_ising_target():
     torch.manual_seed(0)
     ising = get_energy("ising", n=3, sigma=0.5, bias=0.2, periodic=False)

@@ -60,6 +60,7 @@ def loop_runs(tmp_path_factory):
     return one, two
 
 
+@pytest.mark.slow
 def test_ranks_end_identical_and_match_one_process(loop_runs):
     """Same global batch, deterministic loss: DDP's averaged gradient equals the 1-process gradient,
     so 5 Adam steps later the weights agree to float precision, and both ranks are identical."""
@@ -85,6 +86,7 @@ def test_rank0_checkpoint_holds_every_ranks_chains(loop_runs):
     assert ts2["rng_ranks"].shape[0] == 2 and ts2["step"] == 5
 
 
+@pytest.mark.slow
 def test_every_trainer_under_two_processes(tmp_path):
     """Stage 1, stage 2 and energy-based training: ranks identical; quality as one process."""
     one, two = tmp_path / "one", tmp_path / "two"
@@ -106,6 +108,7 @@ def test_every_trainer_under_two_processes(tmp_path):
     assert m1["eb"]["eb_kl"] == pytest.approx(m2["eb"]["eb_kl"], abs=0.08)
 
 
+@pytest.mark.slow
 def test_cli_under_torchrun_trains_resumes_and_refuses_other_commands(tmp_path):
     out = tmp_path / "run"
     common = ["train-eb", "--energy", "ising", "--ising-size", "3", "--preset", "cpu_tiny",

@@ -48,6 +48,7 @@ def test_prior_tilted_target_is_beta_log_prior_plus_log_f(tok):
         PriorTiltedTarget(prior, energy, beta=-1.0)
 
 
+@pytest.mark.slow
 def test_fine_tuning_moves_the_reward_up(tok):
     model = _model(tok)
     energy = get_energy("lipophilicity", tokenizer=tok, target=4.0, tau=1.0)

@@ -140,6 +140,7 @@ def test_molecular_energies_are_finite_on_anything(smiles):
         assert all(math.isfinite(v) for v in values)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=st.one_of(st.text(max_size=200), st.lists(smiles_like, max_size=6).map("\n".join)))

@@ -189,6 +189,7 @@ def test_kekule_cases_agree_with_rdkit():
         assert g.is_complete(ids) == (Chem.MolFromSmiles(text) is not None), text
 
 
+@pytest.mark.slow
 def test_random_smiles_of_training_molecules_are_allowed():
     """RDKit's random SMILES write rings, branches and aromatic systems in every order."""
     rdBase.SeedRandomNumberGenerator(0)

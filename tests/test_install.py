@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("setuptools") is None,
                     reason="needs setuptools to build the wheel")
 def test_wheel_ships_the_data_and_works_from_another_folder(tmp_path):

@@ -67,6 +67,7 @@ def test_every_row_is_kept_in_order_with_its_reason(calibrated):
     assert "[Si]" in errors[2] and "longer than" in errors[4]
 
 
+@pytest.mark.slow
 def test_training_percentiles_are_close_to_uniform(calibrated):
     model, cal, train = calibrated
     fresh = train[:2000]  # not in the calibration set

@@ -16,6 +16,7 @@ from mam_core.core.enumeration import kl_divergence as _kl
 from mam_core.training import run_training
 
 
+@pytest.mark.slow
 def test_mle_two_stages_match_brute_force():
     D, K = 8, 3
     xs, logp = pairwise_field(D, K, seed=1)
@@ -51,6 +52,7 @@ def test_mle_two_stages_match_brute_force():
         assert float(e.abs().mean()) < 0.05
 
 
+@pytest.mark.slow
 def test_energy_based_ising_3x3_reaches_small_exact_kl():
     # REINFORCE training is chaotic: the thread count changes float reduction order and with it
     # the run; pin it so the test sees the same run on every machine.
