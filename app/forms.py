@@ -130,8 +130,10 @@ class SamplingSettings:
     grammar: bool = True
 
 
-def sampling_ui(prefix: str, D: int) -> SamplingSettings:
-    """Order, temperature and top-p (inside a form); ``prefix`` picks the page's state keys."""
+def sampling_ui(prefix: str, D: int, defaults: dict | None = None) -> SamplingSettings:
+    """Order, temperature and top-p (inside a form); ``prefix`` picks the page's state keys and
+    ``defaults`` (``recommended_sampling``) the sliders' starting values."""
+    defaults = defaults or {}
     c1, c2 = st.columns([1, 2])
     order = c1.selectbox(
         "Generation order",
@@ -151,7 +153,7 @@ def sampling_ui(prefix: str, D: int) -> SamplingSettings:
         "Temperature",
         0.1,
         2.0,
-        1.0,
+        min(max(round(defaults.get("temperature", 1.0), 1), 0.1), 2.0),
         0.1,
         key=f"{prefix}_temperature",
         help="Below 1 sharpens each conditional (safer, less diverse); above 1 flattens it.",
@@ -160,7 +162,7 @@ def sampling_ui(prefix: str, D: int) -> SamplingSettings:
         "Top-p",
         0.05,
         1.0,
-        1.0,
+        min(max(round(defaults.get("top_p", 1.0) * 20) / 20, 0.05), 1.0),
         0.05,
         key=f"{prefix}_top_p",
         help="Nucleus sampling: keep the most likely tokens covering this probability mass.",

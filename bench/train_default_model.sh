@@ -6,6 +6,9 @@
 #   bash bench/train_default_model.sh            # everything, resuming whatever is done
 #   THREADS=1 bash bench/train_default_model.sh  # leave a core free for other work
 #
+# Stage 4 writes data/models/default.pt (OUT_MODEL=... elsewhere) with the sampling settings
+# SAMPLE_T / SAMPLE_TOP_P that bench/sampling_orders.py chose.
+#
 # Every stage resumes after an interruption (kill it, run the script again). Stop a stage
 # cleanly by creating $RUNS/stop (a checkpoint is written; delete the file before resuming).
 set -euo pipefail
@@ -29,3 +32,8 @@ mam train-arm --data "$RUNS/data.pt" --preset cpu_small --d-model 192 --n-layers
 mam distill --data "$RUNS/data.pt" --init "$RUNS/arm/checkpoint.pt" --preset cpu_small \
     --marginal-pool cls+sum --steps "$DISTILL_STEPS" --batch-size 64 --lr 1e-3 --warmup 200 \
     --checkpoint-every 200 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam" --resume
+# 4. the shipped file: half precision, the outlier calibration made on 5,000 training molecules,
+#    and the sampling settings bench/sampling_orders.py chose (SAMPLE_T / SAMPLE_TOP_P)
+mam export --model "$RUNS/mam/checkpoint.pt" --out "${OUT_MODEL:-data/models/default.pt}" --half \
+    --calibrate 5000 --wheel "$WHEEL" ${SAMPLE_T:+--temperature "$SAMPLE_T"} \
+    ${SAMPLE_TOP_P:+--top-p "$SAMPLE_TOP_P"}

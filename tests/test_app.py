@@ -178,6 +178,23 @@ def test_design_page_keeps_failed_rows_apart(fragment_block_default, drawn_grids
         assert len(drawn_grids[-1]["smiles"]) == ok_count
 
 
+def test_design_page_starts_from_the_models_stored_sampling_settings(tmp_path, monkeypatch):
+    """A model exported with a temperature / top-p (mam export) opens the Design page with
+    them; a model without opens at 1.0 / 1.0."""
+    from mam_core import MaM, NetworkConfig
+    from mam_core.chem.moses import load_moses
+    from mam_core.chem.tokenizers import SelfiesTokenizer
+    from mam_core.workflows.generate import SAMPLING_KEY
+
+    tok = SelfiesTokenizer.build(load_moses("train", limit=200), drop_invalid=True)
+    model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
+    model.metadata[SAMPLING_KEY] = {"temperature": 0.7, "top_p": 0.95}
+    install_default_molecule_model(model, tok, tmp_path, monkeypatch)
+    at = _open("design")
+    assert at.slider(key="design_temperature").value == pytest.approx(0.7)
+    assert at.slider(key="design_top_p").value == pytest.approx(0.95)
+
+
 def test_design_page_bad_fragment_and_linker_on_selfies(tiny_default):
     at = _open("design")
     at.text_input(key="design_fragment").set_value("C1CC").run()  # unclosed ring

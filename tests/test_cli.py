@@ -190,3 +190,37 @@ def test_sample_on_a_fragment_block_model_uses_the_syntax_check_by_default(tmp_p
     assert valid_count() > valid_count("--no-grammar")
     assert main(["sample", "--model", str(path), "-n", "2", "--order", "sideways"]) == 2
     assert "auto" in capsys.readouterr().err
+
+
+def test_export_stores_calibration_and_sampling_settings_in_half_precision(tmp_path, capsys):
+    """A run's checkpoint becomes a model file for use: half the size, the outlier calibration
+    inside (mam score then needs no training molecules), and the sampling settings that
+    'mam sample' and the Design page start from."""
+    from mam_core import MaM, NetworkConfig, load, save
+    from mam_core.chem.moses import load_moses
+    from mam_core.chem.molecules import attach_tokenizer
+    from mam_core.chem.tokenizers import SelfiesTokenizer
+    from mam_core.workflows.generate import recommended_sampling
+    from mam_core.workflows.outliers import calibration_of
+
+    tok = SelfiesTokenizer.build(load_moses("train", limit=300), max_length=40, drop_long=True)
+    model = MaM(NetworkConfig(D=tok.D, K=tok.K, arch="mlp", hidden=32, n_layers=1), tok.vocab)
+    attach_tokenizer(model, tok)
+    save(model, tmp_path / "run.pt")
+    assert recommended_sampling(model) == {"temperature": 1.0, "top_p": 1.0}
+    rc = main(["export", "--model", str(tmp_path / "run.pt"), "--out", str(tmp_path / "m.pt"),
+               "--half", "--calibrate", "300", "--temperature", "0.7", "--top-p", "0.95"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "outlier calibration" in out.out and "half precision" in out.out
+    assert (tmp_path / "m.pt").stat().st_size < 0.7 * (tmp_path / "run.pt").stat().st_size
+    shipped = load(tmp_path / "m.pt")
+    assert recommended_sampling(shipped) == {"temperature": 0.7, "top_p": 0.95}
+    assert calibration_of(shipped) is not None and calibration_of(shipped).n_train > 200
+    (tmp_path / "in.smi").write_text("CCO\nc1ccccc1\n")
+    assert main(["score", "--model", str(tmp_path / "m.pt"), "--input",
+                 str(tmp_path / "in.smi")]) == 0
+    assert "no stored calibration" not in capsys.readouterr().err
+    assert main(["export", "--model", str(tmp_path / "run.pt"), "--out", str(tmp_path / "x.pt"),
+                 "--calibrate", "0", "--top-p", "1.5"]) == 2
+    assert "--top-p must be in (0, 1]" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``mam prepare-data``: encode molecules once, as shuffled fragment blocks, for training."""
+"""``mam prepare-data``: encode molecules once, as shuffled fragment blocks, for training.
+``mam export``: turn a training run's checkpoint into the file the app and the CLI use."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["add_parsers", "run_prepare_data"]
+__all__ = ["add_parsers", "run_prepare_data", "run_export"]
 
 
 def run_prepare_data(args) -> None:
@@ -34,8 +35,42 @@ def run_prepare_data(args) -> None:
           f"{out} in {time.perf_counter() - t0:.0f}s")
 
 
+def run_export(args) -> None:
+    """A model for use: no optimizer state, optionally half precision, with the outlier
+    calibration (so scores come with training percentiles at once) and the sampling settings
+    the benchmark chose stored inside."""
+    from ..core import checkpoint as ckpt
+    from ..workflows.generate import SAMPLING_KEY
+
+    model = ckpt.load(args.model)
+    if args.temperature is not None or args.top_p is not None:
+        for name, value, high in (("temperature", args.temperature, 5.0),
+                                  ("top-p", args.top_p, 1.0)):
+            if value is not None and not 0.0 < value <= high:
+                raise ValueError(f"--{name} must be in (0, {high:g}], got {value}")
+        stored = dict(model.metadata.get(SAMPLING_KEY) or {})
+        if args.temperature is not None:
+            stored["temperature"] = args.temperature
+        if args.top_p is not None:
+            stored["top_p"] = args.top_p
+        model.metadata[SAMPLING_KEY] = stored
+    if args.calibrate:
+        from ..chem.moses import load_moses
+        from ..workflows.outliers import calibrate
+
+        t0 = time.perf_counter()
+        smiles = load_moses("train", wheel=args.wheel, limit=args.calibrate)
+        where = "molsets wheel" if args.wheel else "embedded"
+        cal = calibrate(model, smiles, f"MOSES train ({where}, first {len(smiles):,})")
+        dt = time.perf_counter() - t0
+        print(f"outlier calibration: {cal.n_train:,} training molecules ({dt:.0f}s)")
+    out = ckpt.save(model, args.out, half=args.half)
+    size = out.stat().st_size / 2**20
+    print(f"wrote {out} ({size:.1f} MB{', half precision' if args.half else ''})")
+
+
 def add_parsers(sub) -> None:
-    """The data subcommand (prepare-data)."""
+    """The data and model-file subcommands (prepare-data, export)."""
     p = sub.add_parser("prepare-data",
                        help="encode molecules as shuffled fragment blocks for training (.pt)")
     p.add_argument("--data", default="moses",
@@ -50,3 +85,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True,
                    help="output .pt file (use it as --data of train-arm/distill)")
     p.set_defaults(func=run_prepare_data)
+
+    p = sub.add_parser("export", help="a training checkpoint as a model file for use (app, CLI)")
+    p.add_argument("--model", required=True, help="checkpoint of a training run")
+    p.add_argument("--out", required=True, help="model file to write (atomically)")
+    p.add_argument("--half", action="store_true", help="store weights in float16 (half the size)")
+    p.add_argument("--calibrate", type=int, default=5000, metavar="N",
+                   help="store the outlier calibration made on N MOSES training molecules "
+                        "(0: none; molecule models only)")
+    p.add_argument("--wheel", help="molsets-0.3.1 wheel for the full MOSES train split")
+    p.add_argument("--temperature", type=float,
+                   help="sampling temperature the app and 'mam sample' start from")
+    p.add_argument("--top-p", type=float, help="top-p the app and 'mam sample' start from")
+    p.set_defaults(func=run_export)

@@ -25,6 +25,13 @@ def _format_row(model: MaM, row) -> str:
 def run_sample(args) -> None:
     model = load_model(args)
     tok = tokenizer_of(model)
+    from ..workflows.generate import recommended_sampling
+
+    recommended = recommended_sampling(model)  # stored by 'mam export'
+    if args.temperature is None:
+        args.temperature = recommended["temperature"]
+    if args.top_p is None:
+        args.top_p = recommended["top_p"]
     order = parse_order_arg(args.order, model.D)
     t0 = time.perf_counter()
     if tok is not None and args.template is None:
@@ -202,9 +209,11 @@ def add_parsers(sub) -> None:
                         "positions like '3 0 1 2'")
     p.add_argument("--no-grammar", action="store_true",
                    help="SMILES / fragment-block models: sample without the syntax constraint")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0,
-                   help="nucleus sampling: keep tokens covering this mass")
+    p.add_argument("--temperature", type=float,
+                   help="default: the model's stored setting (mam export), else 1.0")
+    p.add_argument("--top-p", type=float,
+                   help="nucleus sampling: keep tokens covering this mass (default: the model's "
+                        "stored setting, else 1.0)")
     p.add_argument("--out", help="write samples here instead of stdout")
     add_common(p)
     p.set_defaults(func=run_sample)

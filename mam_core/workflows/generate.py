@@ -39,7 +39,8 @@ from ..core.model import MaM
 from ..chem.molecules import tokenizer_of
 from ..chem.tokenizers import MolTokenizer, make_template
 
-__all__ = ["generate_molecules", "default_order", "DesignRequest", "plan_design", "STATUS_OK"]
+__all__ = ["generate_molecules", "default_order", "recommended_sampling", "DesignRequest",
+           "plan_design", "STATUS_OK", "SAMPLING_KEY"]
 
 STATUS_OK = "ok"
 _INVALID = "invalid molecule"
@@ -54,6 +55,23 @@ class DesignRequest:
     templates: torch.Tensor | None  # (n, D) or None for de novo
     blocks: list[FragmentBlocks | None]  # per row, fragment-block models only
     notices: list[str]
+
+
+#: metadata key of the temperature / top-p chosen for a shipped model (``mam export``)
+SAMPLING_KEY = "sampling"
+
+
+def recommended_sampling(model: MaM) -> dict:
+    """``{"temperature", "top_p"}`` to draw this model's molecules with: the values stored when
+    it was exported (chosen by ``bench/sampling_orders.py``), else the plain model (1.0, 1.0)."""
+    stored = model.metadata.get(SAMPLING_KEY) or {}
+    out = {"temperature": 1.0, "top_p": 1.0}
+    for key in out:
+        value = stored.get(key)
+        if isinstance(value, (int, float)) and 0.0 < float(value) <= (5.0 if key == "temperature"
+                                                                      else 1.0):
+            out[key] = float(value)
+    return out
 
 
 def default_order(model: MaM) -> str:
