@@ -85,7 +85,6 @@ def test_report_end_to_end(tmp_path):
     assert lik["n"] > 30 and np.isfinite(lik["nll_arm_nats"])
     # molecule size alone orders them
     assert lik["spearman"] > 0.5 and res["arm_vs_arm_spearman"] > 0.9
-    assert lik["speedup"] > 1
     # per observed token, hiding half of each molecule leaves the rate about where it was
     assert partial["observed_per_row"] < 0.6 * lik["observed_per_row"]
     assert partial["bits_per_token_arm"] == pytest.approx(lik["bits_per_token_arm"], rel=0.25)
