@@ -80,8 +80,10 @@ if table is None:
 summary = table.attrs.get("summary", {})
 st.subheader("Results")
 st.markdown(f"**{summary_line(summary)}** · task: {table.attrs.get('task', 'de novo')}")
-for notice in table.attrs.get("notices", []):
-    st.caption(f"ℹ️ {notice}")
+last = st.session_state.get(state.DESIGN_LAST) or {}
+if (last.get("fragment") or "") != (fragment or ""):  # else the check above shows them already
+    for notice in table.attrs.get("notices", []):
+        st.caption(f"ℹ️ {notice}")
 ok, failed = split_design_table(table)
 
 with st.expander("Filter", expanded=False):

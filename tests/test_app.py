@@ -134,7 +134,13 @@ def test_design_page_pasted_fragment_shows_task_summary_and_matched_atoms(
         "contain the fragment"
     )
     assert any(line in m.value for m in at.markdown)
+    # the notice is said once (the fragment check), not again under the results
+    notices = [w.value for w in at.warning] + [c.value for c in at.caption]
+    assert sum("cannot restrict growth" in v for v in notices) == 1
+    at.text_input(key="design_fragment").set_value("c1ccncc1").run()  # results of the old one
+    assert any("cannot restrict growth" in c.value for c in at.caption)
 
+    at.text_input(key="design_fragment").set_value("[*]c1ccccc1").run()
     ok = table[table["status"] == "ok"]
     shown = at.main.dataframe[0].value  # the results table (failed rows sit in their expander)
     assert set(shown["status"]) == {"ok"} and len(shown) == len(ok)
