@@ -6,6 +6,8 @@
 #   bash bench/train_default_model.sh            # everything, resuming whatever is done
 #   THREADS=1 bash bench/train_default_model.sh  # leave a core free for other work
 #
+# MARGINAL_FROM=ckpt (with a smaller DISTILL_STEPS) starts stage 2 from a distillation of an
+# earlier stage-1 checkpoint, run on the spare core while stage 1 went on.
 # Stage 4 writes data/models/default.pt (OUT_MODEL=... elsewhere) with the sampling settings
 # SAMPLE_T / SAMPLE_TOP_P that bench/sampling_orders.py chose.
 #
@@ -31,7 +33,8 @@ mam train-arm --data "$RUNS/data.pt" --preset cpu_small --d-model 192 --n-layers
 # 3. stage 2: one-pass marginals distilled from the conditionals (data + on-policy chains)
 mam distill --data "$RUNS/data.pt" --init "$RUNS/arm/checkpoint.pt" --preset cpu_small \
     --marginal-pool cls+sum --steps "$DISTILL_STEPS" --batch-size 64 --lr 1e-3 --warmup 200 \
-    --checkpoint-every 200 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam" --resume
+    --checkpoint-every 200 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam" --resume \
+    ${MARGINAL_FROM:+--marginal-from "$MARGINAL_FROM"}
 # 4. the shipped file: half precision, the outlier calibration made on 5,000 training molecules,
 #    and the sampling settings bench/sampling_orders.py chose (SAMPLE_T / SAMPLE_TOP_P)
 mam export --model "$RUNS/mam/checkpoint.pt" --out "${OUT_MODEL:-data/models/default.pt}" --half \

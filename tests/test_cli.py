@@ -55,6 +55,10 @@ def test_eb_train_sample_score_resume(tmp_path, capsys):
 
 
 def test_arm_then_distill_on_a_token_file(tmp_path, capsys):
+    import torch
+
+    from mam_core import load
+
     data = tmp_path / "data.txt"
     data.write_text("\n".join(" ".join(str((i * j) % 3) for j in range(5)) for i in range(50)))
     assert main(["train-arm", "--data", str(data), "--out", str(tmp_path / "s1"), "--steps", "10",
@@ -63,6 +67,21 @@ def test_arm_then_distill_on_a_token_file(tmp_path, capsys):
                  "--out", str(tmp_path / "s2"), "--steps", "10", "--batch-size", "16",
                  "--no-progress"]) == 0
     assert "stage 2" in capsys.readouterr().out
+    # stage 1 goes on; the distillation continues from the earlier one instead of starting over
+    assert main(["train-arm", "--data", str(data), "--out", str(tmp_path / "s1b"), "--steps",
+                 "10", "--batch-size", "16", "--d-model", "16", "--n-layers", "1", "--seed", "3",
+                 "--no-progress"]) == 0
+    earlier = load(tmp_path / "s2" / "checkpoint.pt")
+    assert main(["distill", "--data", str(data), "--init", str(tmp_path / "s1b" / "checkpoint.pt"),
+                 "--marginal-from", str(tmp_path / "s2" / "checkpoint.pt"), "--out",
+                 str(tmp_path / "s2b"), "--steps", "1", "--lr", "1e-9", "--no-progress"]) == 0
+    later, arm = load(tmp_path / "s2b" / "checkpoint.pt"), load(tmp_path / "s1b" / "checkpoint.pt")
+    for a, b in zip(later.marginal_parameters(), earlier.marginal_parameters()):
+        assert torch.allclose(a, b, atol=1e-6)  # θ carried over (one step at lr 1e-9)
+    for a, b in zip(later.conditional_parameters(), arm.conditional_parameters()):
+        assert torch.equal(a, b)  # φ is the new stage 1's
+    assert main(["distill", "--data", str(data), "--init", str(tmp_path / "s1b" / "checkpoint.pt"),
+                 "--marginal-from", str(data), "--out", str(tmp_path / "s2c")]) == 2
 
 
 @pytest.mark.parametrize(

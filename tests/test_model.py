@@ -133,3 +133,16 @@ def test_with_marginal_pool_keeps_the_conditionals_and_warm_start_copies_the_tru
         assert torch.equal(a, b) and a is not b
     shared = MaM(NetworkConfig(D=5, K=3, d_model=16, n_layers=1, n_heads=2, shared_trunk=True))
     assert not shared.warm_start_marginal()
+
+
+def test_copy_marginal_from_takes_theta_keeps_phi_and_refuses_another_shape():
+    cfg = NetworkConfig(D=4, K=3, arch="mlp", hidden=16, n_layers=1)
+    a, b = MaM(cfg), MaM(cfg)
+    phi = [p.clone() for p in a.conditional_parameters()]
+    a.copy_marginal_from(b)
+    assert all(torch.equal(p, q) for p, q in zip(a.marginal_parameters(), b.marginal_parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.conditional_parameters(), phi))
+    x = torch.tensor([[0, 1, 2, 0]])
+    assert torch.allclose(a.log_marginal(x), b.log_marginal(x))
+    with pytest.raises(ValueError, match="another shape"):
+        a.copy_marginal_from(MaM(NetworkConfig(D=4, K=3, arch="mlp", hidden=8, n_layers=1)))

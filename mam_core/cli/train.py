@@ -217,12 +217,17 @@ def run_train_arm(args) -> None:
 def run_distill(args) -> None:
     def build():
         model = ckpt.load(args.init, resolve_device(args.device))
-        return model.with_marginal_pool(args.marginal_pool) if args.marginal_pool else model
+        if args.marginal_pool:
+            model = model.with_marginal_pool(args.marginal_pool)
+        if args.marginal_from:
+            model.copy_marginal_from(ckpt.load(args.marginal_from, model.device))
+        return model
 
     model = _resume_or_new(args, build)
     x, _, _ = _load_data(args, tokenizer_of(model))
     cfg = _train_config(args, args.preset)
-    res = distill(model, x.to(model.device), cfg, warm_start=not args.no_warm_start,
+    res = distill(model, x.to(model.device), cfg,
+                  warm_start=not (args.no_warm_start or args.marginal_from),
                   **_train_kwargs(args))
     _report(res, "stage 2 (distillation)")
 
@@ -356,6 +361,9 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--no-warm-start", action="store_true",
                    help="do not start θ's trunk from φ's trained trunk")
+    p.add_argument("--marginal-from", metavar="CKPT",
+                   help="start θ from this earlier distillation (same network), e.g. of an "
+                        "earlier stage-1 checkpoint, instead of from φ's trunk")
     p.set_defaults(func=run_distill)
 
     p = sub.add_parser("train-eb", help="energy-based training towards p*(x) ∝ f(x), no data")

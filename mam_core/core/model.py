@@ -172,6 +172,23 @@ class MaM(nn.Module):
         nothing, when the trunk is shared."""
         return self.net.warm_start_marginal()
 
+    def copy_marginal_from(self, other: "MaM") -> None:
+        """Take ``other``'s marginal head θ (same network and vocabulary), keeping this model's
+        conditionals φ.
+
+        A distillation of an earlier stage-1 checkpoint can then continue against the final
+        conditionals: θ has only their last changes left to follow, not the whole way from φ's
+        trunk.
+        """
+        if other.config.to_dict() != self.config.to_dict() or other.K != self.K:
+            raise ValueError("the marginal head comes from a model of another shape: "
+                             f"{other.config.to_dict()} vs {self.config.to_dict()}")
+        theirs = dict(other.net.named_parameters())
+        name_of = {id(p): n for n, p in self.net.named_parameters()}
+        with torch.no_grad():
+            for p in self.marginal_parameters():
+                p.copy_(theirs[name_of[id(p)]].to(p.device, p.dtype))
+
     # ------------------------------------------------------------------ slow reference + sampling
     def log_likelihood_arm(self, x: torch.Tensor, num_orders: int = 1, order=None,
                            seed: int | None = None):
