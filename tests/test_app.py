@@ -299,19 +299,44 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
     assert any("fragment" in e.value for e in at.error)
 
 
-def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
-    from mam_core.workflows.model_store import model_names, sanitize_name
+@pytest.fixture()
+def captured_fine_tune(monkeypatch):
+    """Replaces fine-tuning by a spy that records the energy and the template it was given and
+    returns at once (or, with ``seen["call_through"] = True``, runs the real fine-tuning)."""
+    import mam_core.workflows.finetune
 
-    at = _open("finetune")
-    at.number_input(key="ft_steps").set_value(10)
-    at.number_input(key="ft_batch").set_value(8)
-    at.text_input(key="ft_fragment").set_value("c1ccccc1")
+    real = mam_core.workflows.finetune.fine_tune
+    seen = {"call_through": False}
+
+    def spy(model, energy, *args, **kw):
+        seen["energy"], seen["template"] = energy, kw.get("template")
+        return real(model, energy, *args, **kw) if seen["call_through"] else None
+
+    monkeypatch.setattr(mam_core.workflows.finetune, "fine_tune", spy)
+    return seen
+
+
+def _start_finetune(at: AppTest, steps: int, batch: int | None = None, timeout: float = 120):
+    """Set the steps (and batch), press Start, and wait for the background job to end."""
+    at.number_input(key="ft_steps").set_value(steps)
+    if batch is not None:
+        at.number_input(key="ft_batch").set_value(batch)
     at.button[0].click()
     at.run()
     assert not at.exception and not at.error
     job = at.session_state["ft_job"]
-    job.wait(120)
-    assert job.error is None and job.step == 10
+    job.wait(timeout)
+    assert job.error is None
+    return job
+
+
+def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
+    from mam_core.workflows.model_store import model_names, sanitize_name
+
+    at = _open("finetune")
+    at.text_input(key="ft_fragment").set_value("c1ccccc1")
+    job = _start_finetune(at, steps=10, batch=8)
+    assert job.step == 10
     assert [r["step"] for r in job.records][-1] == 10 and "reward_mean" in job.records[-1]
     at.run()
     assert any("Finished" in s.value for s in at.success)
@@ -324,35 +349,21 @@ def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
 
 @pytest.mark.slow
 def test_finetune_page_fixes_a_fragment_as_blocks_with_attachment_points(
-    fragment_block_default, monkeypatch
+    fragment_block_default, captured_fine_tune
 ):
     """On a fragment-block model the fixed fragment is its blocks (growth only at [*]), as on the
     Design page; the job's template starts with them."""
-    import mam_core.workflows.finetune
     from mam_core.workflows.generate import plan_design
 
-    seen = {}
-    real = mam_core.workflows.finetune.fine_tune
-
-    def spy(*args, **kw):
-        seen["template"] = kw.get("template")
-        return real(*args, **kw)
-
-    monkeypatch.setattr(mam_core.workflows.finetune, "fine_tune", spy)
+    captured_fine_tune["call_through"] = True  # the real job, on the block template
     at = _open("finetune")
-    at.number_input(key="ft_steps").set_value(2)
-    at.number_input(key="ft_batch").set_value(4)
     at.text_input(key="ft_fragment").set_value("[*]c1ccc(F)cc1")
-    at.button[0].click()
-    at.run()
-    assert not at.exception and not at.error
-    job = at.session_state["ft_job"]
-    job.wait(120)
-    assert job.error is None
+    _start_finetune(at, steps=2, batch=4)
     model = fragment_block_default
     expected = plan_design(model, 1, "[*]c1ccc(F)cc1", 0, seed=0).templates[0]
     assert (expected != model.mask_id).sum() > 5  # the block, then masks
-    assert seen["template"] is not None and torch.equal(seen["template"].cpu(), expected)
+    template = captured_fine_tune["template"]
+    assert template is not None and torch.equal(template.cpu(), expected)
 
 
 def test_finetune_page_rejects_a_bad_smarts(tiny_default):
@@ -365,19 +376,6 @@ def test_finetune_page_rejects_a_bad_smarts(tiny_default):
     assert at.session_state["ft_job"] is None
 
 
-@pytest.fixture()
-def captured_fine_tune(monkeypatch):
-    """Replaces fine-tuning by a spy that records the energy it was given and returns at once."""
-    import mam_core.workflows.finetune
-
-    seen = {}
-
-    def spy(model, energy, *args, **kw):
-        seen["energy"] = energy
-        return None
-
-    monkeypatch.setattr(mam_core.workflows.finetune, "fine_tune", spy)
-    return seen
 
 
 def test_finetune_page_builds_its_reward_from_a_spec(tiny_default, captured_fine_tune):
@@ -389,11 +387,7 @@ def test_finetune_page_builds_its_reward_from_a_spec(tiny_default, captured_fine
     assert any('type = "window"' in c.value for c in at.code)  # the default: a logP window
     at.selectbox(key="ft_reward").set_value("combined")
     at.slider(key="ft_logp_window").set_value((0.5, 2.5))
-    at.number_input(key="ft_steps").set_value(10)
-    at.button[0].click()
-    at.run()
-    assert not at.exception and not at.error
-    at.session_state["ft_job"].wait(60)
+    _start_finetune(at, steps=10, timeout=60)
     spec = at.session_state["ft_setup"]["spec"]
     assert [c["kind"] for c in spec["components"]] == ["logp", "qed", "sa"]
     assert spec["components"][0]["transform"] == {"type": "window", "low": 0.5, "high": 2.5,
@@ -408,11 +402,7 @@ def test_finetune_page_uses_an_uploaded_spec_and_names_a_wrong_key(tiny_default,
     at = _open("finetune")
     toml = b'temperature = 0.5\n[[components]]\nkind = "qed"\nweight = 2.0\n'
     at.file_uploader(key="ft_spec_upload").set_value(("mine.toml", toml, "application/toml"))
-    at.number_input(key="ft_steps").set_value(10)
-    at.button[0].click()
-    at.run()
-    assert not at.exception and not at.error
-    at.session_state["ft_job"].wait(60)
+    _start_finetune(at, steps=10, timeout=60)
     spec = at.session_state["ft_setup"]["spec"]
     assert spec["temperature"] == 0.5 and spec["components"][0]["weight"] == 2.0
     assert captured_fine_tune["energy"].params == spec
