@@ -7,10 +7,10 @@ the syntax as a left-to-right automaton and tells the sampler which tokens may c
 the model's conditional ``p(x_i | x_<i)`` is renormalised over tokens that keep the string
 completable (grammar-constrained decoding).  It also counts bonds per atom against the usual
 valences and refuses a ring bond between atoms already bonded.  An aromatic ring system must be
-one RDKit can kekulise: when a ring closure completes a system (no ring of it left open), some
-choice of ring double bonds must give every ``c`` and pyridine-like ``n`` exactly one, so
-``c1cccc1`` or ``c1ccnc1`` are refused at the closing digit and the model writes a longer ring
-or a ``[nH]`` instead.
+one RDKit can kekulise: after every token, some choice of ring double bonds must still be able
+to give every ``c`` and pyridine-like ``n`` exactly one, and every aromatic atom must lie on a
+ring or still be able to join one, so ``c1cccc1`` or ``c1ccnc1`` are refused at the closing
+digit and the model writes a longer ring or a ``[nH]`` instead.
 
 The constraint applies at the *frontier*: a position whose left context is fully known.  With
 the ``l2r`` order (or a fixed prefix such as a fragment's blocks followed by masks) every drawn
@@ -290,9 +290,11 @@ class BlockGrammar:
             if pending:
                 used = list(used)
                 used[s.cur] += pending
-        on_rings = _atoms_on_rings(s.bonds, s.block_start)
-        if any(a not in on_rings and a not in reachable for a in atoms):
-            return False
+        outside = [a for a in atoms if a not in reachable]
+        if outside:  # the ring search only when some atom cannot join a ring later
+            on_rings = _atoms_on_rings(s.bonds, s.block_start)
+            if any(a not in on_rings for a in outside):
+                return False
         return all(self._matchable(s, comp, adj, flexible, used)
                    for comp in _components(atoms, adj))
 

@@ -40,20 +40,17 @@ def run_export(args) -> None:
     calibration (so scores come with training percentiles at once) and the sampling settings
     the benchmark chose stored inside."""
     from ..core import checkpoint as ckpt
-    from ..workflows.generate import SAMPLING_KEY
+    from ..workflows.generate import SAMPLING_KEY, SAMPLING_LIMITS
 
     model = ckpt.load(args.model)
-    if args.temperature is not None or args.top_p is not None:
-        for name, value, high in (("temperature", args.temperature, 5.0),
-                                  ("top-p", args.top_p, 1.0)):
-            if value is not None and not 0.0 < value <= high:
-                raise ValueError(f"--{name} must be in (0, {high:g}], got {value}")
-        stored = dict(model.metadata.get(SAMPLING_KEY) or {})
-        if args.temperature is not None:
-            stored["temperature"] = args.temperature
-        if args.top_p is not None:
-            stored["top_p"] = args.top_p
-        model.metadata[SAMPLING_KEY] = stored
+    given = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p))
+             if v is not None}
+    for key, value in given.items():
+        high = SAMPLING_LIMITS[key]
+        if not 0.0 < value <= high:
+            raise ValueError(f"--{key.replace('_', '-')} must be in (0, {high:g}], got {value}")
+    if given:
+        model.metadata[SAMPLING_KEY] = {**(model.metadata.get(SAMPLING_KEY) or {}), **given}
     if args.calibrate:
         from ..chem.moses import load_moses
         from ..workflows.outliers import calibrate

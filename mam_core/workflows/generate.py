@@ -40,7 +40,7 @@ from ..chem.molecules import tokenizer_of
 from ..chem.tokenizers import MolTokenizer, make_template
 
 __all__ = ["generate_molecules", "default_order", "recommended_sampling", "DesignRequest",
-           "plan_design", "STATUS_OK", "SAMPLING_KEY"]
+           "plan_design", "STATUS_OK", "SAMPLING_KEY", "SAMPLING_LIMITS"]
 
 STATUS_OK = "ok"
 _INVALID = "invalid molecule"
@@ -59,6 +59,8 @@ class DesignRequest:
 
 #: metadata key of the temperature / top-p chosen for a shipped model (``mam export``)
 SAMPLING_KEY = "sampling"
+#: the largest value each stored sampling setting may take (both must be > 0)
+SAMPLING_LIMITS = {"temperature": 5.0, "top_p": 1.0}
 
 
 def recommended_sampling(model: MaM) -> dict:
@@ -66,10 +68,9 @@ def recommended_sampling(model: MaM) -> dict:
     it was exported (chosen by ``bench/sampling_orders.py``), else the plain model (1.0, 1.0)."""
     stored = model.metadata.get(SAMPLING_KEY) or {}
     out = {"temperature": 1.0, "top_p": 1.0}
-    for key in out:
+    for key, high in SAMPLING_LIMITS.items():
         value = stored.get(key)
-        if isinstance(value, (int, float)) and 0.0 < float(value) <= (5.0 if key == "temperature"
-                                                                      else 1.0):
+        if isinstance(value, (int, float)) and 0.0 < float(value) <= high:
             out[key] = float(value)
     return out
 
