@@ -1,8 +1,10 @@
 """What a user waits for in the app, on the shipped default model (CPU or CUDA, auto).
 
 * Design: 64 completions of a scaffold — sampling, decoding, properties and the RDKit grid image.
-* Likelihood: 1,000 pasted SMILES — parsing and SELFIES encoding, MaM (one pass) and, beside it,
+* Likelihood: 1,000 pasted SMILES — parsing and encoding, MaM (one pass) and, beside it,
   the exact AO-ARM (D passes) on the same batch.
+* Outlier screening of the same 1,000 SMILES (what the Likelihood page and ``mam score`` do),
+  float32 beside the bfloat16 trunk.
 
     python bench/app_speed.py
 """
@@ -17,10 +19,11 @@ from rdkit.Chem import Draw
 
 from mam_core.chem.properties import mol_from_smiles, property_of
 from mam_core.core.checkpoint import load
-from mam_core.core.model import resolve_device
+from mam_core.core.model import bf16_is_native, resolve_device
 from mam_core.paths import default_model_path
 from mam_core.workflows.generate import generate_molecules
 from mam_core.chem.moses import load_moses
+from mam_core.workflows.outliers import DEFAULT_SCORE, ensure_calibration, score_table
 from mam_core.workflows.scoring import parse_smiles_text, score_molecules
 
 
@@ -60,6 +63,23 @@ def main() -> None:
     print(f"| Likelihood: {len(smiles)} SMILES ({res.n_scored} scored) | parse+encode {encode:.2f} "
           f"s | MaM {res.seconds_mam:.3f} s | AO-ARM {res.seconds_arm:.2f} s | speed-up "
           f"{res.speedup:.1f}× |")
+
+    # Outlier screening as the Likelihood page and `mam score` run it: parse, encode, one pass,
+    # scores and percentiles; float32 beside the bfloat16 trunk.
+    cal = ensure_calibration(model, 2000)
+    times, tables = {}, {}
+    for bf16 in (False, True):
+        best = float("inf")
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            tables[bf16] = score_table(model, parse_smiles_text(text), DEFAULT_SCORE, cal,
+                                       bf16=bf16)
+            best = min(best, time.perf_counter() - t0)
+        times[bf16] = best
+    diff = (tables[True]["log_marginal_mam"] - tables[False]["log_marginal_mam"]).abs()
+    print(f"| Outlier screening: {len(smiles)} SMILES | float32 {times[False]:.2f} s | bfloat16 "
+          f"trunk {times[True]:.2f} s (used: {bf16_is_native(model.device)}) | log p differs by "
+          f"{diff.mean():.3f} nats on average, {diff.max():.3f} at most |")
 
 
 if __name__ == "__main__":

@@ -146,3 +146,17 @@ def test_copy_marginal_from_takes_theta_keeps_phi_and_refuses_another_shape():
     assert torch.allclose(a.log_marginal(x), b.log_marginal(x))
     with pytest.raises(ValueError, match="another shape"):
         a.copy_marginal_from(MaM(NetworkConfig(D=4, K=3, arch="mlp", hidden=8, n_layers=1)))
+
+
+def test_bf16_trunk_marginal_stays_close_to_float32():
+    """The screening path: trunk in bfloat16, heads (and their sum over positions) in float32."""
+    model = perturbed(MaM(NetworkConfig(D=24, K=8, arch="transformer", d_model=64, n_layers=2,
+                                        n_heads=4, marginal_pool="cls+sum")), scale=0.05).eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 9, (64, 24), generator=g)  # values 0..K, K = mask
+    with torch.no_grad():
+        exact = model.log_marginal(x)
+        fast = model.log_marginal(x, bf16=True)
+    assert fast.dtype == torch.float32
+    assert (fast - exact).abs().max() < 0.02 * exact.abs().mean()
+    assert not torch.equal(fast, exact)  # it did run in bfloat16

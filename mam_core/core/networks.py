@@ -147,9 +147,18 @@ class TwoHeadNet(nn.Module):
             g = g + self.position_head(feats[:, 1:])
         return g  # (B,)
 
-    def marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """Unnormalised marginal score g(x): ``(B, D) -> (B,)``."""
-        return self._marginal_from(self.marginal_trunk(x))
+    def marginal(self, x: torch.Tensor, bf16_trunk: bool = False) -> torch.Tensor:
+        """Unnormalised marginal score g(x): ``(B, D) -> (B,)``.
+
+        ``bf16_trunk`` runs the trunk under bfloat16 autocast and the heads in float32: the
+        trunk is nearly all the arithmetic, while the heads' sum over positions is where
+        bfloat16's 8-bit mantissa would cost accuracy.
+        """
+        if not bf16_trunk:
+            return self._marginal_from(self.marginal_trunk(x))
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            feats = self.marginal_trunk(x)
+        return self._marginal_from(feats.float())
 
     def conditional(self, x: torch.Tensor) -> torch.Tensor:
         """Conditional logits: ``(B, D) -> (B, D, K)``."""

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from ..chem.molecules import tokenizer_of
-from ..core.model import MaM
+from ..core.model import MaM, bf16_is_native
 
 __all__ = [
     "SCORES",
@@ -88,8 +88,9 @@ class _Raw:
 
 @torch.no_grad()
 def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
-               batch_size: int = 512) -> _Raw:
-    """One-pass log-likelihoods plus what the size corrections need."""
+               batch_size: int = 512, bf16: bool = False) -> _Raw:
+    """One-pass log-likelihoods plus what the size corrections need (``bf16``: see
+    :meth:`MaM.log_marginal`)."""
     tok = tokenizer_of(model)
     if tok is None:
         raise ValueError("outlier scores need a molecule model; the selected model has no "
@@ -102,7 +103,7 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
     for i, msg in enc.errors:
         errors[i] = msg
     if enc.kept:
-        lp = _log_marginals(model, enc.ids, batch_size)
+        lp = _log_marginals(model, enc.ids, batch_size, bf16)
         kept = np.asarray(enc.kept)
         log_p[kept] = lp
         n_tok[kept] = (enc.ids != tok.pad_id).sum(dim=1).numpy()
@@ -198,9 +199,10 @@ def _training_partials(tok, ids: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int = 512,
+                   bf16: bool = False) -> np.ndarray:
     """One-pass ``log p(x_S)`` of every row, in batches."""
-    return torch.cat([model.log_marginal(b.to(model.device))
+    return torch.cat([model.log_marginal(b.to(model.device), bf16=bf16)
                       for b in x.split(batch_size)]).double().cpu().numpy()
 
 
@@ -262,10 +264,13 @@ def calibration_of(model: MaM) -> Calibration | None:
 
 
 def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
-                cal: Calibration | None = None) -> pd.DataFrame:
+                cal: Calibration | None = None, bf16: bool | None = None) -> pd.DataFrame:
     """One row per input, in order: ``smiles``, ``log_marginal_mam``, ``n_tokens``,
     ``outlier_score`` (higher = more atypical; ``inf`` out of domain), ``percentile`` (share of
     training molecules scoring at or below, in %; 100 out of domain) and ``error``.
+
+    ``bf16``: screen with the bfloat16 trunk (:meth:`MaM.log_marginal`); ``None`` uses it where
+    the hardware runs it natively.  Calibration is always float32.
 
     Raises:
         ValueError: unknown score name, or a score that needs a calibration the model lacks.
@@ -276,7 +281,9 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
     if cal is None and score in ("likelihood_ratio", "length_z"):
         raise ValueError(f"the {score!r} score needs a calibrated model: run `mam eval` or "
                          "calibrate() first")
-    raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None)
+    if bf16 is None:
+        bf16 = bf16_is_native(model.device)
+    raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None, bf16=bf16)
     values = _named_scores(raw, cal)[score]
     ood = np.array([bool(e) for e in raw.errors])
     values = np.where(ood, math.inf, values)
