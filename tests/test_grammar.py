@@ -76,6 +76,11 @@ def test_refuses_what_rdkit_refuses():
         "C%10.N%10%11.O%11": True,
         "C%10%11.N%10%11": False,  # two labels joining the same two blocks
         "C1CC(=O)N1": True,
+        # a label's bond order counts at both atoms (regression: it counted as one)
+        "C=%10(O)O.C%10": True,
+        "C=%10(O)(O)O.C%10": False,
+        "C=%10.OO%10": False,
+        "C=%10.O%10": True,
     }
     for text, ok in cases.items():
         assert g.is_complete(_ids(g, _tokens(text))) is ok, text

@@ -174,3 +174,13 @@ def test_bf16_sampling_follows_the_float32_arm_distribution():
     x = model.sample(20000, order="l2r", seed=1, bf16=True)
     exact = model.log_likelihood_arm(all_states(4, 2), order="l2r").exp()
     assert 0.5 * (exact - _empirical(x, 2)).abs().sum() < 0.03
+
+
+def test_a_position_with_one_allowed_token_costs_no_network_pass(model, monkeypatch):
+    rows_seen = []
+    conditional = model.net.conditional
+    monkeypatch.setattr(model.net, "conditional",
+                        lambda x: rows_seen.append(x.shape[0]) or conditional(x))
+    x = model.sample(10, order="l2r", seed=0, constraint=_forbid_one_at_position_two)
+    assert rows_seen == [10, 10, 10]  # positions 0, 1 and 3; position 2 is forced
+    assert (x[:, 2] == 0).all()

@@ -90,7 +90,7 @@ class GrammarState:
     room: list = field(default_factory=list)  # bonds allowed, per atom
     bonds: set = field(default_factory=set)  # bonded atom pairs (i < j)
     rings: dict = field(default_factory=dict)  # open ring digit -> (atom, order)
-    labels: dict = field(default_factory=dict)  # open %NN label -> (block, atom)
+    labels: dict = field(default_factory=dict)  # open %NN label -> (block, atom, bond order)
     n_labels: int = 0  # distinct labels seen (labels are numbered by first appearance)
     block: int = 0
     parent: list = field(default_factory=lambda: [0])  # union-find over blocks
@@ -125,7 +125,7 @@ class GrammarState:
 
     def component_has_open_label(self, b: int) -> bool:
         root = self.find(b)
-        return any(self.find(owner) == root for owner, _ in self.labels.values())
+        return any(self.find(owner) == root for owner, *_ in self.labels.values())
 
     def completion_length(self) -> int:
         """About the fewest tokens that finish the molecule from here (0: it may end now).
@@ -139,7 +139,7 @@ class GrammarState:
         if self.ended:
             return 0
         mine = self.find(self.block)
-        pieces = {self.find(o) for o, _ in self.labels.values()}
+        pieces = {self.find(o) for o, *_ in self.labels.values()}
         others = len(pieces - {mine})
         closures = len(self.rings) + int(others > 0 and mine not in pieces)
         ring_bonds = sum(order for _, order in self.rings.values())
@@ -244,11 +244,12 @@ class BlockGrammar:
                 bond = max(order, opened)  # the order may be written at either end
                 return (a != s.cur and pair not in s.bonds and s.free(s.cur) >= bond
                         and s.free(a) >= bond - opened)
-            if s.free(s.cur) < order:
-                return False
             if tok in s.labels:  # close: a label of another piece only (the blocks form a tree)
-                return s.find(s.labels[tok][0]) != s.find(s.block)
-            return int(tok[1:]) == self.first_label + s.n_labels
+                owner, a, opened = s.labels[tok]
+                bond = max(order, opened)  # as for ring digits: counted at the larger order
+                return (s.find(owner) != s.find(s.block) and s.free(s.cur) >= bond
+                        and s.free(a) >= bond - opened)
+            return s.free(s.cur) >= order and int(tok[1:]) == self.first_label + s.n_labels
         if kind == "dot":
             # a block whose piece has no open label left could never be joined to the rest
             return (s.prev in _AFTER_ATOM and not s.depth and not s.rings
@@ -382,15 +383,17 @@ class BlockGrammar:
             s.prev = _RING
         elif kind == "label":
             if tok in s.labels:
-                owner, a = s.labels.pop(tok)
+                owner, a, opened = s.labels.pop(tok)
                 parent = list(s.parent)
                 parent[s.find(owner)] = s.find(s.block)
                 s.parent = parent
                 s.bonds = s.bonds | {(min(a, s.cur), max(a, s.cur))}
+                s.used[a] += max(order - opened, 0)
+                s.used[s.cur] += max(order, opened)
             else:
-                s.labels[tok] = (s.block, s.cur)
+                s.labels[tok] = (s.block, s.cur, order)
                 s.n_labels += 1
-            s.used[s.cur] += 1
+                s.used[s.cur] += order
             s.prev = _RING
         elif kind == "dot":
             s.block_start = len(s.used)

@@ -119,17 +119,31 @@ def fill_in_order(
     """Fill positions ``seq[b, start[b] : start[b] + count[b]]`` of ``x`` one by one.
 
     The positions must already hold the mask id.  Rows with fewer positions to fill simply
-    stop early; the number of network passes is ``max(count)``.
+    stop early; the number of network passes is ``max(count)``, each over the rows that still
+    have a choice to make.
     """
     rows = torch.arange(x.shape[0], device=x.device)
     steps = int(count.max()) if count.numel() else 0
     for t in range(steps):
         active = t < count  # (n,)
         pos = seq.gather(1, (start + t).clamp(max=seq.shape[1] - 1).unsqueeze(1)).squeeze(1)  # (n,)
-        logits = _conditional(model, x, bf16)[rows, pos]  # (n, K)
-        logits = _constrain(logits, constraint, x, pos, model.mask_id)
-        tok = _draw(logits, temperature, generator, top_p)  # (n,)
-        x[rows, pos] = torch.where(active, tok, x[rows, pos])
+        tok = x[rows, pos].clone()
+        need = active
+        if constraint is not None:
+            allowed = constraint(x, pos, model.mask_id).to(x.device)
+            allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+            # A row allowed one token draws it with probability one: no network pass (the
+            # pads after a molecule's end, for example).
+            forced = allowed.sum(dim=-1) == 1
+            tok = torch.where(active & forced, allowed.float().argmax(dim=-1), tok)
+            need = active & ~forced
+        idx = need.nonzero().squeeze(1)
+        if idx.numel():
+            logits = _conditional(model, x[idx], bf16)[torch.arange(idx.numel()), pos[idx]]
+            if constraint is not None:
+                logits = logits.masked_fill(~allowed[idx], float("-inf"))
+            tok[idx] = _draw(logits, temperature, generator, top_p)  # (n_need,)
+        x[rows, pos] = tok
         if trajectory is not None:
             trajectory.append(x.clone())
     return x
