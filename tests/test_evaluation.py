@@ -38,9 +38,9 @@ def test_the_timed_sides_are_one_pass_against_one_pass_per_observed_position():
     for head in calls:
         original = getattr(m.net, head)
 
-        def counted(x, _original=original, _head=head):
+        def counted(x, _original=original, _head=head, **kw):
             calls[_head] += 1
-            return _original(x)
+            return _original(x, **kw)
 
         setattr(m.net, head, counted)
     x = torch.randint(0, 3, (10, 6))

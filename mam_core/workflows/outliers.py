@@ -147,7 +147,9 @@ def calibrate(
                          "at least 100")
     counts = torch.bincount(enc.ids.flatten(), minlength=tok.K).double() + 1.0  # add-one smoothing
     background = torch.log(counts / counts.sum()).numpy()
-    raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background)
+    # the precision screening uses on this hardware, so percentiles compare like with like
+    bf16 = bf16_is_native(model.device)
+    raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background, bf16=bf16)
     nll, n = -raw.log_p, raw.n_tokens.astype(int)
     lengths, means, stds = [], [], []
     for length in range(int(n.min()), int(n.max()) + 1):
@@ -163,7 +165,8 @@ def calibrate(
     cal = Calibration(background.tolist(), lengths, means, stds, {}, len(nll), source)
     named = _named_scores(raw, cal)
     partials = _training_partials(tok, enc.ids)
-    named["partial"] = _partial_lr(partials, _log_marginals(model, partials), background, model.K)
+    named["partial"] = _partial_lr(partials, _log_marginals(model, partials, bf16=bf16),
+                                   background, model.K)
     cal.train_scores = {k: np.sort(v[np.isfinite(v)]).tolist() for k, v in named.items()}
     if store:
         model.metadata[_META_KEY] = cal.to_dict()
@@ -241,7 +244,7 @@ def partial_table(model: MaM, fragments: list[str], cal: Calibration | None = No
             rows.append(model.empty(1)[0].cpu())
             errors.append(str(err))
     x = torch.stack(rows).cpu()
-    lp = _log_marginals(model, x)
+    lp = _log_marginals(model, x, bf16=bf16_is_native(model.device))
     lr = _partial_lr(x, lp, np.asarray(cal.background), model.K)
     bad = np.array([bool(e) for e in errors])
     lr = np.where(bad, math.inf, lr)
@@ -270,7 +273,7 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
     training molecules scoring at or below, in %; 100 out of domain) and ``error``.
 
     ``bf16``: screen with the bfloat16 trunk (:meth:`MaM.log_marginal`); ``None`` uses it where
-    the hardware runs it natively.  Calibration is always float32.
+    the hardware runs it natively, as :func:`calibrate` does.
 
     Raises:
         ValueError: unknown score name, or a score that needs a calibration the model lacks.
