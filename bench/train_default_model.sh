@@ -7,7 +7,8 @@
 #   THREADS=1 bash bench/train_default_model.sh  # leave a core free for other work
 #
 # MARGINAL_FROM=ckpt (with a smaller DISTILL_STEPS) starts stage 2 from a distillation of an
-# earlier stage-1 checkpoint, run on the spare core while stage 1 went on.
+# earlier stage-1 checkpoint, run on the spare core while stage 1 went on (DISTILL_LR=3e-4 then:
+# the marginal is already close, and 1e-3 makes it jump by several nats between checkpoints).
 # Stage 4 writes data/models/default.pt (OUT_MODEL=... elsewhere) with the sampling settings
 # SAMPLE_T / SAMPLE_TOP_P that bench/sampling_orders.py chose.
 #
@@ -19,6 +20,7 @@ WHEEL_DIR=${WHEEL_DIR:-/tmp/molsets}
 THREADS=${THREADS:-2}
 ARM_STEPS=${ARM_STEPS:-20000}
 DISTILL_STEPS=${DISTILL_STEPS:-4000}
+DISTILL_LR=${DISTILL_LR:-1e-3}
 mkdir -p "$RUNS"
 WHEEL="$WHEEL_DIR/molsets-0.3.1-py3-none-any.whl"
 [ -f "$WHEEL" ] || pip download --no-deps molsets==0.3.1 -d "$WHEEL_DIR"
@@ -32,7 +34,7 @@ mam train-arm --data "$RUNS/data.pt" --preset cpu_small --d-model 192 --n-layers
     --out "$RUNS/arm" --resume
 # 3. stage 2: one-pass marginals distilled from the conditionals (data + on-policy chains)
 mam distill --data "$RUNS/data.pt" --init "$RUNS/arm/checkpoint.pt" --preset cpu_small \
-    --marginal-pool cls+sum --steps "$DISTILL_STEPS" --batch-size 64 --lr 1e-3 --warmup 200 \
+    --marginal-pool cls+sum --steps "$DISTILL_STEPS" --batch-size 64 --lr "$DISTILL_LR" --warmup 200 \
     --checkpoint-every 200 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam" --resume \
     ${MARGINAL_FROM:+--marginal-from "$MARGINAL_FROM"}
 # 4. the shipped file: half precision, the outlier calibration made on 5,000 training molecules,
