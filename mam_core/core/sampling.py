@@ -41,17 +41,19 @@ def _conditional(model, x: torch.Tensor, bf16: bool) -> torch.Tensor:
         return model.net.conditional(x).float()
 
 
-def _constrain(logits: torch.Tensor, constraint, x: torch.Tensor, pos: torch.Tensor, mask_id: int):
-    """Renormalise ``(n, K)`` logits over the tokens ``constraint`` allows at ``pos``.
+def _allowed(constraint, x: torch.Tensor, pos: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """``(n, K)`` bool: the tokens ``constraint`` allows at ``pos`` (a syntax, for example); a
+    row where it allows nothing allows everything, i.e. keeps the model's own conditional."""
+    allowed = constraint(x, pos, mask_id).to(x.device)
+    return allowed | ~allowed.any(dim=-1, keepdim=True)
 
-    ``constraint(x, pos, mask_id)`` returns an ``(n, K)`` bool mask (a syntax, for example);
-    a row where it allows nothing keeps the model's own conditional.
-    """
+
+def _constrain(logits: torch.Tensor, constraint, x: torch.Tensor, pos: torch.Tensor, mask_id: int):
+    """Renormalise ``(n, K)`` logits over the tokens ``constraint`` allows at ``pos``
+    (:func:`_allowed`)."""
     if constraint is None:
         return logits
-    allowed = constraint(x, pos, mask_id).to(logits.device)
-    allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
-    return logits.masked_fill(~allowed, float("-inf"))
+    return logits.masked_fill(~_allowed(constraint, x, pos, mask_id), float("-inf"))
 
 
 def _check_top_p(top_p: float) -> None:
@@ -130,8 +132,7 @@ def fill_in_order(
         tok = x[rows, pos].clone()
         need = active
         if constraint is not None:
-            allowed = constraint(x, pos, model.mask_id).to(x.device)
-            allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+            allowed = _allowed(constraint, x, pos, model.mask_id)
             # A row allowed one token draws it with probability one: no network pass (the
             # pads after a molecule's end, for example).
             forced = allowed.sum(dim=-1) == 1

@@ -88,9 +88,9 @@ class _Raw:
 
 @torch.no_grad()
 def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
-               batch_size: int = 512, bf16: bool = False) -> _Raw:
+               batch_size: int = 512, bf16: bool | None = False) -> _Raw:
     """One-pass log-likelihoods plus what the size corrections need (``bf16``: see
-    :meth:`MaM.log_marginal`)."""
+    :func:`_log_marginals`)."""
     tok = tokenizer_of(model)
     if tok is None:
         raise ValueError("outlier scores need a molecule model; the selected model has no "
@@ -147,9 +147,8 @@ def calibrate(
                          "at least 100")
     counts = torch.bincount(enc.ids.flatten(), minlength=tok.K).double() + 1.0  # add-one smoothing
     background = torch.log(counts / counts.sum()).numpy()
-    # the precision screening uses on this hardware, so percentiles compare like with like
-    bf16 = bf16_is_native(model.device)
-    raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background, bf16=bf16)
+    # at the precision screening uses on this hardware, so percentiles compare like with like
+    raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background, bf16=None)
     nll, n = -raw.log_p, raw.n_tokens.astype(int)
     lengths, means, stds = [], [], []
     for length in range(int(n.min()), int(n.max()) + 1):
@@ -165,8 +164,7 @@ def calibrate(
     cal = Calibration(background.tolist(), lengths, means, stds, {}, len(nll), source)
     named = _named_scores(raw, cal)
     partials = _training_partials(tok, enc.ids)
-    named["partial"] = _partial_lr(partials, _log_marginals(model, partials, bf16=bf16),
-                                   background, model.K)
+    named["partial"] = _partial_lr(partials, _log_marginals(model, partials), background, model.K)
     cal.train_scores = {k: np.sort(v[np.isfinite(v)]).tolist() for k, v in named.items()}
     if store:
         model.metadata[_META_KEY] = cal.to_dict()
@@ -203,8 +201,11 @@ def _training_partials(tok, ids: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int = 512,
-                   bf16: bool = False) -> np.ndarray:
-    """One-pass ``log p(x_S)`` of every row, in batches."""
+                   bf16: bool | None = None) -> np.ndarray:
+    """One-pass ``log p(x_S)`` of every row, in batches; ``bf16=None``: the bfloat16 trunk
+    where the hardware runs it natively (the screening precision)."""
+    if bf16 is None:
+        bf16 = bf16_is_native(model.device)
     return torch.cat([model.log_marginal(b.to(model.device), bf16=bf16)
                       for b in x.split(batch_size)]).double().cpu().numpy()
 
@@ -244,7 +245,7 @@ def partial_table(model: MaM, fragments: list[str], cal: Calibration | None = No
             rows.append(model.empty(1)[0].cpu())
             errors.append(str(err))
     x = torch.stack(rows).cpu()
-    lp = _log_marginals(model, x, bf16=bf16_is_native(model.device))
+    lp = _log_marginals(model, x)
     lr = _partial_lr(x, lp, np.asarray(cal.background), model.K)
     bad = np.array([bool(e) for e in errors])
     lr = np.where(bad, math.inf, lr)
@@ -284,8 +285,6 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
     if cal is None and score in ("likelihood_ratio", "length_z"):
         raise ValueError(f"the {score!r} score needs a calibrated model: run `mam eval` or "
                          "calibrate() first")
-    if bf16 is None:
-        bf16 = bf16_is_native(model.device)
     raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None, bf16=bf16)
     values = _named_scores(raw, cal)[score]
     ood = np.array([bool(e) for e in raw.errors])
