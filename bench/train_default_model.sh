@@ -22,6 +22,9 @@ ARM_STEPS=${ARM_STEPS:-20000}
 DISTILL_STEPS=${DISTILL_STEPS:-4000}
 DISTILL_LR=${DISTILL_LR:-1e-3}
 mkdir -p "$RUNS"
+# A stage stopped by $RUNS/stop exits normally with a checkpoint; the next stage must not start
+# from that half-finished result, so the script ends there.
+halt_if_stopped() { if [ -f "$RUNS/stop" ]; then echo "stopped by $RUNS/stop after $1"; exit 0; fi; }
 WHEEL="$WHEEL_DIR/molsets-0.3.1-py3-none-any.whl"
 [ -f "$WHEEL" ] || pip download --no-deps molsets==0.3.1 -d "$WHEEL_DIR"
 # 1. data: 1.58 M molecules, one shuffled fragment-block string each (~20 min on 2 cores)
@@ -32,11 +35,13 @@ mam train-arm --data "$RUNS/data.pt" --preset cpu_small --d-model 192 --n-layers
     --steps "$ARM_STEPS" --batch-size 128 --lr 1e-3 --warmup 500 --checkpoint-every 200 --log-every 50 \
     --eval-every 1000 --eval-samples 128 --stop-file "$RUNS/stop" --threads "$THREADS" \
     --out "$RUNS/arm" --resume
+halt_if_stopped "stage 1"
 # 3. stage 2: one-pass marginals distilled from the conditionals (data + on-policy chains)
 mam distill --data "$RUNS/data.pt" --init "$RUNS/arm/checkpoint.pt" --preset cpu_small \
     --marginal-pool cls+sum --steps "$DISTILL_STEPS" --batch-size 64 --lr "$DISTILL_LR" --warmup 200 \
     --checkpoint-every 200 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam" --resume \
     ${MARGINAL_FROM:+--marginal-from "$MARGINAL_FROM"}
+halt_if_stopped "stage 2"
 # 4. the shipped file: half precision, the outlier calibration made on 5,000 training molecules,
 #    and the sampling settings bench/sampling_orders.py chose (SAMPLE_T / SAMPLE_TOP_P)
 mam export --model "$RUNS/mam/checkpoint.pt" --out "${OUT_MODEL:-data/models/default.pt}" --half \
