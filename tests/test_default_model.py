@@ -54,8 +54,9 @@ def test_de_novo_samples_are_valid_unique_and_drug_like(shipped):
     ok = table[table["status"] == "ok"]
     assert len(ok) >= 95
     assert ok["SMILES"].nunique() >= 0.95 * len(ok)
-    # GenMol's quality (unique, valid, QED >= 0.6, SA <= 4, over requested); MOSES test: 0.97
-    assert drug_like_quality(ok["SMILES"].tolist() + [""] * (100 - len(ok))) >= 0.4
+    # GenMol's quality (unique, valid, QED >= 0.6, SA <= 4, over requested); MOSES test: 0.97,
+    # this file 0.74 (0.768 on 500), the previous default 0.026
+    assert drug_like_quality(ok["SMILES"].tolist() + [""] * (100 - len(ok))) >= 0.6
 
 
 @torch.no_grad()
