@@ -23,7 +23,6 @@ import os
 import sys
 import threading
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mam_core import MaM, NetworkConfig, TrainConfig, distill, save, train_arm  # noqa: E402
+from mam_core import MaM, NetworkConfig, TrainConfig, distill, load, save, train_arm  # noqa: E402,E501
 from mam_core.chem.block_order import shuffled_copies  # noqa: E402
 from mam_core.core.objectives import ao_arm_loss  # noqa: E402
 from mam_core.core.vocab import Vocabulary  # noqa: E402
@@ -139,6 +138,11 @@ def main() -> None:
     p.add_argument("--distill-lr", type=float, default=1e-3)
     p.add_argument("--deadline", type=float, default=560,
                    help="seconds after start when training stops whatever the budgets say")
+    p.add_argument("--init", help="continue stage 1 from this model's conditionals "
+                   "(same tokenizer) instead of starting from scratch")
+    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+                   help="stage 1 arithmetic on CUDA: bfloat16 autocast, or float32 with TF32 "
+                        "matrix products")
     p.add_argument("--limit", type=int, help="first N training molecules (a dry run)")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
@@ -146,8 +150,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if args.device == "auto" else args.device)
-    bf16 = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
-        else nullcontext
+    use_bf16 = device.type == "cuda" and args.precision == "bf16"
     summary: dict = {"device": str(device), "torch": torch.__version__, "args": vars(args)}
 
     ids, tok, held = load_tokens(args.data)
@@ -167,18 +170,24 @@ def main() -> None:
 
     cfg = NetworkConfig(D=ids.shape[1], K=vocab.K, arch="transformer", d_model=args.d_model,
                         n_layers=args.n_layers, n_heads=args.n_heads, marginal_pool="cls+sum")
-    model = MaM(cfg, vocab, {"data": "MOSES train (molsets 0.3.1 wheel), fragment blocks",
-                             "tokenizer": tok}).to(device)
+    if args.init:
+        model = load(args.init, device)
+        if model.metadata.get("tokenizer") != tok:
+            raise SystemExit(f"--init {args.init} reads another tokenizer than {args.data}")
+        say(f"stage 1 continues from {args.init}")
+    else:
+        model = MaM(cfg, vocab, {"data": "MOSES train (molsets 0.3.1 wheel), fragment blocks",
+                                 "tokenizer": tok}).to(device)
     n_par = sum(p.numel() for p in model.parameters())
     say(f"model: {n_par / 1e6:.2f} M parameters")
     stop_file = Path(f"/tmp/mam-train-gpu-stop-{os.getpid()}")
 
-    # ---- stage 1: AO-ARM conditionals, bfloat16 autocast
+    # ---- stage 1: AO-ARM conditionals (bfloat16 autocast per step by default)
     def arm_run(m, steps, **kw):
         cfg = TrainConfig(steps=steps, batch_size=args.batch, lr=args.lr, warmup=args.warmup,
-                          lr_min_ratio=0.05, checkpoint_every=0, log_every=max(steps // 40, 1))
-        with bf16():
-            return train_arm(m, data, cfg, progress=False, **kw)
+                          lr_min_ratio=0.05, checkpoint_every=0, log_every=max(steps // 40, 1),
+                          precision="bf16" if use_bf16 else "fp32")
+        return train_arm(m, data, cfg, progress=False, **kw)
 
     sps = seconds_per_step(arm_run, model)
     steps = max(50, int(args.arm_seconds / sps))
@@ -193,7 +202,7 @@ def main() -> None:
                 run_info={"n_train": int(len(ids)), "reorders": args.reorders,
                           "device": torch.cuda.get_device_name(device)
                           if device.type == "cuda" else "cpu",
-                          "precision": "bf16 autocast" if device.type == "cuda" else "fp32"})
+                          "precision": "bf16 autocast" if use_bf16 else "fp32 (TF32)"})
     summary["arm_seconds"] = time.perf_counter() - t
     summary["arm_steps"] = steps
     summary["heldout_nll_arm"] = heldout_nll(model, heldout)
@@ -201,6 +210,10 @@ def main() -> None:
         f"{summary['heldout_nll_arm']:.2f} nats")
     save(model, out / "arm.pt", half=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    if args.distill_seconds <= 0:
+        say("no stage 2 asked for")
+        return
 
     # ---- stage 2: distil the marginal head (float32 with TF32 matmuls: log p needs the digits)
     model.warm_start_marginal()

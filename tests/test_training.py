@@ -190,3 +190,28 @@ def test_eb_with_a_template_never_moves_fixed_positions():
     fixed = template != 2
     assert all((x[:, fixed] == template[fixed]).all() for x in seen)
     assert res.step == 20
+
+
+def test_bf16_steps_train_the_float32_weights():
+    """Under ``precision="bf16"`` each step's forward runs in bfloat16 but the optimizer moves the
+    float32 weights: the trained model must fit the data when evaluated in float32. (One autocast
+    context around the whole loop kept the first step's bfloat16 weights for every forward pass,
+    so the loss fell while the float32 weights drifted into nonsense.)"""
+    D, K = 6, 3
+    xs, logp = pairwise_field(D, K, seed=2)
+    g = torch.Generator().manual_seed(0)
+    data = xs[torch.multinomial(logp.exp(), 5000, replacement=True, generator=g)]
+    kls = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = MaM(NetworkConfig(D=D, K=K, arch="mlp", hidden=64, n_layers=2))
+        res = train_arm(model, data, TrainConfig(steps=600, batch_size=256, lr=3e-3,
+                                                 precision=precision, log_every=100),
+                        progress=False)
+        assert res.history[-1]["loss"] < res.history[0]["loss"]
+        with torch.no_grad():
+            kls[precision] = _kl(logp, model.log_likelihood_arm(xs, order="l2r"))
+    assert kls["fp32"] < 0.05
+    assert kls["bf16"] < 0.05
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")

@@ -46,6 +46,9 @@ def _add_train(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--lr", type=float, help="Adam learning rate")
     p.add_argument("--warmup", type=int,
                    help="linear learning-rate warm-up steps before the cosine decay")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="forward pass and loss in float32 (default) or under bfloat16 autocast "
+                        "(GPUs; weights and optimizer stay float32)")
     p.add_argument("--grad-clip", type=float,
                    help="global gradient-norm clip (0 disables; default 1)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
@@ -85,7 +88,7 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 def _train_config(args, preset: str) -> TrainConfig:
     d = dict(get_preset(preset).train)
-    for key in ("steps", "batch_size", "lr", "warmup", "grad_clip"):
+    for key in ("steps", "batch_size", "lr", "warmup", "grad_clip", "precision"):
         v = getattr(args, key, None)
         if v is not None:
             d[key] = v

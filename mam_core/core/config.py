@@ -21,6 +21,7 @@ __all__ = [
 
 ARCHITECTURES = ("transformer", "mlp")
 MARGINAL_POOLS = ("cls", "cls+sum")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _reject_unknown(cls, d: dict) -> None:
@@ -101,6 +102,9 @@ class TrainConfig:
     gibbs_k: int = 4  # censor-and-resample block size for persistent chains (paper: 4)
     data_fraction: float = 0.5  # stage 2: share of each batch from data (rest from chains)
     device: str = "auto"
+    # "bf16": each step's forward pass and loss under bfloat16 autocast (weights, optimizer and
+    # backward stay float32); "fp32": plain float32 (TF32 matrix products on CUDA)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -113,6 +117,8 @@ class TrainConfig:
             raise ValueError(f"gibbs_k must be >= 1, got {self.gibbs_k}")
         if self.max_bad_steps < 1:
             raise ValueError("max_bad_steps must be >= 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {list(PRECISIONS)}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

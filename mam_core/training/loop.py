@@ -14,6 +14,7 @@ share of the global batch, metrics are averaged over ranks, and rank 0 alone wri
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -112,7 +113,8 @@ def run_training(
                 break
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, cfg)
-            out = step_call(step, gen)
+            with _step_precision(model, cfg):
+                out = step_call(step, gen)
             ok, grad_norm = _backward(out.loss, opt, params, cfg.grad_clip)
             if not ok:
                 bad_in_row += 1
@@ -140,6 +142,18 @@ def run_training(
     return TrainResult(model=model, step=step, history=ckpt.history, stopped_early=stopped_early,
                        skipped_steps=ckpt.skipped, checkpoint=str(ckpt.path) if ckpt.path else None,
                        seconds=time.perf_counter() - t_start)
+
+
+def _step_precision(model: MaM, cfg: TrainConfig):
+    """The arithmetic of one step's forward pass and loss.
+
+    Autocast keeps the low-precision copy of each weight for as long as its context is open, so
+    the context must close after every step: one context around the whole loop would run every
+    forward pass on the weights of the first step while the optimizer moves the float32 ones.
+    """
+    if cfg.precision == "bf16":
+        return torch.autocast(model.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _seeded_generator(model: MaM, seed: int) -> torch.Generator:
