@@ -99,7 +99,7 @@ def _train_config(args, preset: str) -> TrainConfig:
         max_bad_steps=args.max_bad_steps,
         device=args.device,
     )
-    for key in ("sc_weight", "gibbs_k", "data_fraction"):
+    for key in ("sc_weight", "gibbs_k", "data_fraction", "l2r_fraction"):
         v = getattr(args, key, None)
         if v is not None:
             d[key] = v
@@ -198,6 +198,12 @@ def run_train_arm(args) -> None:
     device = resolve_device(args.device)
 
     def build():
+        if args.init:
+            model = ckpt.load(args.init, device)
+            if model.vocab != vocab or model.D != x.shape[1]:
+                raise CLIError(f"--init {args.init} reads another vocabulary or length than "
+                               f"{args.data}")
+            return model
         return MaM(_network_config(args, x.shape[1], vocab.K), vocab,
                    {"data": args.data}).to(device)
 
@@ -340,6 +346,11 @@ def add_parsers(sub) -> None:
     _add_data(p)
     _add_train(p, "cpu_tiny")
     _add_network(p)
+    p.add_argument("--init", help="continue from this model's weights (its network and "
+                   "tokenizer; the data must use the same vocabulary) instead of a new network")
+    p.add_argument("--l2r-fraction", type=float,
+                   help="share of rows trained in the left-to-right order, which the samplers "
+                        "of SMILES and fragment-block models use (default 0: uniform orders)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="molecules: every N steps add held-out NLL (MOSES test) and sample "
                         "quality to the history")

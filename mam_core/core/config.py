@@ -101,6 +101,7 @@ class TrainConfig:
     sc_weight: float = 4.0  # λ: weight of the self-consistency penalty (paper: 4)
     gibbs_k: int = 4  # censor-and-resample block size for persistent chains (paper: 4)
     data_fraction: float = 0.5  # stage 2: share of each batch from data (rest from chains)
+    l2r_fraction: float = 0.0  # stage 1: share of rows trained in the left-to-right order
     device: str = "auto"
     # "bf16": each step's forward pass and loss under bfloat16 autocast (weights, optimizer and
     # backward stay float32); "fp32": plain float32 (TF32 matrix products on CUDA)
@@ -111,6 +112,8 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be positive")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if not 0.0 <= self.l2r_fraction <= 1.0:
+            raise ValueError(f"l2r_fraction must be in [0, 1], got {self.l2r_fraction}")
         if not 0.0 <= self.data_fraction <= 1.0:
             raise ValueError(f"data_fraction must be in [0, 1], got {self.data_fraction}")
         if self.gibbs_k < 1:

@@ -57,7 +57,8 @@ def random_cut(B: int, D: int, device, generator=None, frozen: torch.Tensor | No
     return orders, cut.clamp(max=D - 1)
 
 
-def ao_arm_loss(model, x: torch.Tensor, generator: torch.Generator | None = None) -> LossOutput:
+def ao_arm_loss(model, x: torch.Tensor, generator: torch.Generator | None = None,
+                l2r_fraction: float = 0.0) -> LossOutput:
     """Stage-1 AO-ARM loss (DESIGN §2a): mask σ(≥d), score the masked positions, weight D/(D−d+1).
 
     An unbiased estimate of ``−E_σ log p_φ(x|σ)`` (an upper bound on the NLL), reported in nats
@@ -65,9 +66,18 @@ def ao_arm_loss(model, x: torch.Tensor, generator: torch.Generator | None = None
 
     Args:
         x: ``(B, D)`` complete sequences (ids ``0..K-1``).
+        l2r_fraction: share of rows whose observed set is a prefix (the positions before the
+            cut) instead of a uniform order's. Samplers that write left to right read only
+            conditionals given prefixes, which uniform orders almost never show; those rows
+            train them directly (the same weighted sum over the masked positions), the rest keep
+            every other context trained. With ``l2r_fraction > 0`` the loss is a training signal,
+            no longer the AO-ARM bound.
     """
     B, D = x.shape
     orders, cut = random_cut(B, D, x.device, generator)
+    if l2r_fraction > 0:
+        rows = torch.rand(B, device=x.device, generator=generator) < l2r_fraction
+        orders = torch.where(rows[:, None], torch.arange(D, device=x.device).expand(B, D), orders)
     masked = rank_of(orders) >= cut[:, None]  # (B, D): σ(≥d) hidden
     x_masked = torch.where(masked, model.mask_id, x)  # (B, D)
     logits = model.conditional_logits(x_masked, check=False)  # (B, D, K)

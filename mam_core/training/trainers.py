@@ -51,7 +51,7 @@ def train_arm(model: MaM, data: torch.Tensor, cfg: TrainConfig, **kw) -> TrainRe
     batch = _data_batches(data, dist.local_batch(cfg.batch_size), cfg.seed)
 
     def step_fn(step, gen):
-        return ao_arm_loss(model, batch(step), gen)
+        return ao_arm_loss(model, batch(step), gen, cfg.l2r_fraction)
 
     kw.setdefault("run_info", {"n_train": int(data.shape[0])})
     return run_training(model, step_fn, cfg, "arm", params=model.conditional_parameters(), **kw)
