@@ -6,21 +6,29 @@
 #   bash bench/train_default_model.sh            # everything, resuming whatever is done
 #   THREADS=1 bash bench/train_default_model.sh  # leave a core free for other work
 #
-# MARGINAL_FROM=ckpt (with a smaller DISTILL_STEPS) starts stage 2 from a distillation of an
-# earlier stage-1 checkpoint, run on the spare core while stage 1 went on (DISTILL_LR=3e-4 then:
-# the marginal is already close, and 1e-3 makes it jump by several nats between checkpoints).
-# Stage 4 writes data/models/default.pt (OUT_MODEL=... elsewhere) with the sampling settings
-# SAMPLE_T / SAMPLE_TOP_P that bench/sampling_orders.py chose.
+# The shipped model went through these stages (each resumes after an interruption: kill it, run
+# the script again; stop one cleanly by creating $RUNS/stop, delete the file before resuming):
 #
-# The shipped model: stage 1 ran 11,800 steps of a 20,000-step schedule, then finished on a
-# 14,000-step one (ARM_STEPS=14000: the learning rate dropped from 4e-4 to 1e-4 and decayed);
-# stage 2 with MARGINAL_FROM (a 1,000-step distillation of the step-8,200 weights at lr 1e-3),
-# DISTILL_STEPS=1000, DISTILL_LR=3e-4; SAMPLE_T=0.7, SAMPLE_TOP_P=0.95. Stage 1 recorded 9.0 hours
-# of step time on 2 CPU cores, much of it shared with other work (about 1.2 s a step alone, 4.7 hours);
-# stage 2 took 29 minutes (1.7 s a step).
+# 1. data: 1.58 M molecules, one shuffled fragment-block string each (17 min on 2 cores).
+# 2. stage 1 on CPU (AO-ARM, uniform orders): 11,800 steps of a 20,000-step schedule, then
+#    finished on a 14,000-step one (ARM_STEPS=14000); 9.0 hours of step time on 2 cores shared
+#    with other work (about 1.2 s a step alone, 4.7 hours).
+# 3. stage 2 on CPU: a 1,000-step distillation of the step-8,200 weights at lr 1e-3 (MARGINAL_FROM),
+#    then DISTILL_STEPS=1000 at DISTILL_LR=3e-4 (29 min); exported as the previous default model.
+# 4. stage 1 continued on one GPU (bench/train_gpu.py --init, float32 with TF32 matrix products):
+#    3,724 steps of 1,024 in 148 s on an NVIDIA H200, every epoch a new fragment order; held-out
+#    AO-ARM NLL 41.9 -> 37.7 nats. On 2 CPU cores the same steps are about 30,000 steps of 128
+#    (`mam train-arm --init`), some 10 hours.
+# 5. prefix contexts on CPU: 1,200 steps of 128 at lr 3e-4 with --l2r-fraction 0.5 (19 min):
+#    left-to-right NLL 36.8 -> 35.2 nats, quality of 300 samples at T 0.7 / top-p 0.95 0.74 -> 0.82.
+# 6. stage 2 again on CPU against those conditionals, from the marginal of stage 3 (--init keeps
+#    it): 1,200 steps of 64 at lr 3e-4 on one thread.
+# 7. export: half precision, outlier calibration on 5,000 training molecules, sampling settings
+#    SAMPLE_T=0.7 / SAMPLE_TOP_P=0.95 (bench/sampling_orders.py).
 #
-# Every stage resumes after an interruption (kill it, run the script again). Stop a stage
-# cleanly by creating $RUNS/stop (a checkpoint is written; delete the file before resuming).
+# Stage 4 runs bench/train_gpu.py where CUDA is present (on a GPU machine without RDKit, run it
+# there by hand on $RUNS/tokens.npz and put its arm.pt in $RUNS/gpu/); otherwise it runs the
+# same number of molecules with `mam train-arm --init` on this machine's CPU.
 set -euo pipefail
 RUNS=${RUNS:-runs/default}
 WHEEL_DIR=${WHEEL_DIR:-/tmp/molsets}
@@ -49,8 +57,34 @@ mam distill --data "$RUNS/data.pt" --init "$RUNS/arm/checkpoint.pt" --preset cpu
     --checkpoint-every 200 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam" --resume \
     ${MARGINAL_FROM:+--marginal-from "$MARGINAL_FROM"}
 halt_if_stopped "stage 2"
-# 4. the shipped file: half precision, the outlier calibration made on 5,000 training molecules,
+[ -f "$RUNS/previous.pt" ] || mam export --model "$RUNS/mam/checkpoint.pt" --out "$RUNS/previous.pt" \
+    --half --calibrate 0
+# 4. stage 1 continued: 150 s on one GPU, or the same number of molecules on this CPU
+if [ ! -f "$RUNS/gpu/arm.pt" ]; then
+    if python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+        [ -f "$RUNS/tokens.npz" ] || python bench/pack_tokens.py --data "$RUNS/data.pt" \
+            --out "$RUNS/tokens.npz"
+        python bench/train_gpu.py --data "$RUNS/tokens.npz" --out "$RUNS/gpu" --init "$RUNS/previous.pt" \
+            --precision fp32 --arm-seconds 150 --distill-seconds 0 --lr 5e-4 --warmup 200 --reorders 1
+    else
+        mam train-arm --data "$RUNS/data.pt" --init "$RUNS/previous.pt" --preset cpu_small \
+            --steps 30000 --batch-size 128 --lr 5e-4 --warmup 200 --checkpoint-every 200 \
+            --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/cont" --resume
+        halt_if_stopped "stage 1 continued"
+        mkdir -p "$RUNS/gpu" && cp "$RUNS/cont/checkpoint.pt" "$RUNS/gpu/arm.pt"
+    fi
+fi
+# 5. prefix contexts: half of each batch trained in the left-to-right order the sampler uses
+mam train-arm --data "$RUNS/data.pt" --init "$RUNS/gpu/arm.pt" --preset cpu_small --l2r-fraction 0.5 \
+    --steps 1200 --batch-size 128 --lr 3e-4 --warmup 50 --checkpoint-every 100 \
+    --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/l2r" --resume
+halt_if_stopped "prefix contexts"
+# 6. stage 2 against the final conditionals (the marginal continues from stage 3's)
+mam distill --data "$RUNS/data.pt" --init "$RUNS/l2r/checkpoint.pt" --preset cpu_small \
+    --marginal-pool cls+sum --steps 1200 --batch-size 64 --lr 3e-4 --warmup 50 --checkpoint-every 100 \
+    --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam2" --resume
+halt_if_stopped "stage 2 again"
+# 7. the shipped file: half precision, the outlier calibration made on 5,000 training molecules,
 #    and the sampling settings bench/sampling_orders.py chose (SAMPLE_T / SAMPLE_TOP_P)
-mam export --model "$RUNS/mam/checkpoint.pt" --out "${OUT_MODEL:-data/models/default.pt}" --half \
-    --calibrate 5000 --wheel "$WHEEL" ${SAMPLE_T:+--temperature "$SAMPLE_T"} \
-    ${SAMPLE_TOP_P:+--top-p "$SAMPLE_TOP_P"}
+mam export --model "$RUNS/mam2/checkpoint.pt" --out "${OUT_MODEL:-data/models/default.pt}" --half \
+    --calibrate 5000 --wheel "$WHEEL" --temperature "${SAMPLE_T:-0.7}" --top-p "${SAMPLE_TOP_P:-0.95}"
