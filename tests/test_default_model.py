@@ -40,7 +40,8 @@ def shipped():
 def test_it_is_the_fragment_block_model_with_settings_and_calibration(shipped):
     tok = tokenizer_of(shipped)
     assert tok.kind == "safe" and (tok.D, tok.K) == (shipped.D, shipped.K)
-    assert [r["stage"] for r in shipped.metadata["training"]] == ["arm", "distill"]
+    stages = [r["stage"] for r in shipped.metadata["training"]]
+    assert stages[0] == "arm" and stages[-1] == "distill"  # the marginal follows the last φ
     stored = shipped.metadata["sampling"]
     assert recommended_sampling(shipped) == stored
     assert 0.0 < stored["temperature"] <= 1.0 and 0.0 < stored["top_p"] <= 1.0
