@@ -55,9 +55,10 @@ def test_mle_two_stages_match_brute_force():
 @pytest.mark.slow
 def test_energy_based_ising_3x3_reaches_small_exact_kl():
     # REINFORCE training is chaotic: the thread count changes float reduction order and with it
-    # the run; pin it so the test sees the same run on every machine.
+    # the run. One thread keeps that order fixed; with two, one machine's run reached KL 0.37
+    # from seed 0 while one thread gives 0.027-0.028 for seeds 0-5 there.
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     try:
         _ising_3x3_checks()
     finally:
