@@ -77,7 +77,7 @@ def ao_arm_loss(model, x: torch.Tensor, generator: torch.Generator | None = None
     orders, cut = random_cut(B, D, x.device, generator)
     if l2r_fraction > 0:
         rows = torch.rand(B, device=x.device, generator=generator) < l2r_fraction
-        orders = torch.where(rows[:, None], torch.arange(D, device=x.device).expand(B, D), orders)
+        orders = torch.where(rows[:, None], make_orders("l2r", B, D, x.device), orders)
     masked = rank_of(orders) >= cut[:, None]  # (B, D): σ(≥d) hidden
     x_masked = torch.where(masked, model.mask_id, x)  # (B, D)
     logits = model.conditional_logits(x_masked, check=False)  # (B, D, K)
