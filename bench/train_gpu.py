@@ -107,6 +107,19 @@ def heldout_nll(model: MaM, x: torch.Tensor, passes: int = 4) -> float:
 
 
 @torch.no_grad()
+def heldout_nll_l2r(model: MaM, x: torch.Tensor) -> float:
+    """Exact −log p in the left-to-right order (the order sampling writes in), nats per molecule.
+
+    The prefix rows of the training loss score every hidden position given the prefix, not the
+    next one, so their loss is no estimate of this number."""
+    model.eval()
+    ll = torch.cat([model.log_likelihood_arm(x[i:i + 1024], order="l2r").float()
+                    for i in range(0, len(x), 1024)])
+    model.train()
+    return float(-ll.mean())
+
+
+@torch.no_grad()
 def marginal_vs_arm(model: MaM, x: torch.Tensor, orders: int = 4) -> dict:
     """Spearman and mean gap between the one-pass marginal and a multi-order AO-ARM estimate."""
     model.eval()
@@ -140,12 +153,21 @@ def main() -> None:
                    help="seconds after start when training stops whatever the budgets say")
     p.add_argument("--init", help="continue stage 1 from this model's conditionals "
                    "(same tokenizer) instead of starting from scratch")
+    p.add_argument("--l2r-fraction", type=float, default=0.0,
+                   help="stage 1: share of rows trained on left-to-right prefixes (the contexts "
+                        "that sampling meets)")
+    p.add_argument("--marginal", choices=["warm", "keep"], default="warm",
+                   help="stage 2 starts the marginal trunk from the conditional one (warm), or "
+                        "keeps --init's distilled marginal head and follows the new conditionals")
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
                    help="stage 1 arithmetic on CUDA: bfloat16 autocast, or float32 with TF32 "
                         "matrix products")
+    p.add_argument("--heldout", type=int, help="first N held-out molecules for the NLLs")
     p.add_argument("--limit", type=int, help="first N training molecules (a dry run)")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
+    if args.marginal == "keep" and not args.init:
+        p.error("--marginal keep needs --init: a new model has no marginal head to keep")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
@@ -156,6 +178,8 @@ def main() -> None:
     ids, tok, held = load_tokens(args.data)
     if args.limit:
         ids = ids[: args.limit]
+    if args.heldout:
+        held = held[: args.heldout]
     vocab = Vocabulary.from_dict(tok["vocab"])
     say(f"{len(ids):,} training strings, D={ids.shape[1]}, K={vocab.K}; {len(held):,} held out")
     extra = shuffled_copies(ids, vocab.tokens, args.reorders, seed=1, jobs=args.jobs)
@@ -178,6 +202,11 @@ def main() -> None:
     else:
         model = MaM(cfg, vocab, {"data": "MOSES train (molsets 0.3.1 wheel), fragment blocks",
                                  "tokenizer": tok}).to(device)
+    if args.init:
+        summary["start"] = {"heldout_nll_arm": heldout_nll(model, heldout),
+                            "heldout_nll_l2r": heldout_nll_l2r(model, heldout[:2048]),
+                            "marginal_vs_arm": marginal_vs_arm(model, heldout[:512])}
+        say(f"at the start: {summary['start']}")
     n_par = sum(p.numel() for p in model.parameters())
     say(f"model: {n_par / 1e6:.2f} M parameters")
     stop_file = Path(f"/tmp/mam-train-gpu-stop-{os.getpid()}")
@@ -186,7 +215,8 @@ def main() -> None:
     def arm_run(m, steps, **kw):
         cfg = TrainConfig(steps=steps, batch_size=args.batch, lr=args.lr, warmup=args.warmup,
                           lr_min_ratio=0.05, checkpoint_every=0, log_every=max(steps // 40, 1),
-                          precision="bf16" if use_bf16 else "fp32")
+                          precision="bf16" if use_bf16 else "fp32",
+                          l2r_fraction=args.l2r_fraction)
         return train_arm(m, data, cfg, progress=False, **kw)
 
     sps = seconds_per_step(arm_run, model)
@@ -206,8 +236,9 @@ def main() -> None:
     summary["arm_seconds"] = time.perf_counter() - t
     summary["arm_steps"] = steps
     summary["heldout_nll_arm"] = heldout_nll(model, heldout)
+    summary["heldout_nll_l2r"] = heldout_nll_l2r(model, heldout[:2048])
     say(f"stage 1 done in {summary['arm_seconds']:.0f}s; held-out AO-ARM NLL "
-        f"{summary['heldout_nll_arm']:.2f} nats")
+        f"{summary['heldout_nll_arm']:.2f} nats (left to right {summary['heldout_nll_l2r']:.2f})")
     save(model, out / "arm.pt", half=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
 
@@ -216,7 +247,8 @@ def main() -> None:
         return
 
     # ---- stage 2: distil the marginal head (float32 with TF32 matmuls: log p needs the digits)
-    model.warm_start_marginal()
+    if args.marginal == "warm":
+        model.warm_start_marginal()
     model.metadata.setdefault("training", [])
 
     def distill_run(m, steps, **kw):
