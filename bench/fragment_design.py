@@ -11,7 +11,7 @@ It asks the model for ``--n`` molecules per fragment and reports GenMol's metric
 "GenMol: a drug discovery generalist with discrete diffusion", 2025):
 
 * validity = parses and contains the fragment / requested (before any resampling, and after);
-* uniqueness = unique / valid;
+* uniqueness = unique / valid (of the first draw, and after repeats were drawn again);
 * quality = unique valid molecules with QED >= 0.6 and SA <= 4 / requested;
 * diversity = mean pairwise Tanimoto distance (Morgan radius 2, 2048 bits) of the unique valid;
 * distance = mean Tanimoto distance of the unique valid molecules to the original drug.
@@ -164,7 +164,7 @@ def _tanimoto_distance_mean(fps) -> float:
 
 def task_metrics(table: pd.DataFrame, n: int, drug: str) -> dict:
     ok = table[table["status"] == STATUS_OK]
-    first = table[(table["rounds"] == 1) & (table["status"] == STATUS_OK)]
+    first = table.attrs["summary"]["first_round"]
     unique = ok.drop_duplicates("SMILES")
     good = unique[(unique["QED"] >= 0.6) & (unique["SA"] <= 4.0)]
     mols = [Chem.MolFromSmiles(s) for s in unique["SMILES"]]
@@ -172,8 +172,9 @@ def task_metrics(table: pd.DataFrame, n: int, drug: str) -> dict:
     ref = _FP.GetFingerprint(Chem.MolFromSmiles(drug))
     dist = 1.0 - np.mean(DataStructs.BulkTanimotoSimilarity(ref, fps)) if fps else float("nan")
     return {
-        "validity_first": len(first) / n,
+        "validity_first": first["matched"] / n,
         "validity": len(ok) / n,
+        "uniqueness_first": first["unique"] / max(first["matched"], 1),
         "uniqueness": len(unique) / max(len(ok), 1),
         "quality": len(good) / n,
         "diversity": _tanimoto_distance_mean(fps),
@@ -200,7 +201,8 @@ def run(model, n: int, order: str, temperature: float, top_p: float, seed: int, 
                          "seconds": time.perf_counter() - t0, **m})
             print(f"{name:14s} {task:20s} {frag:45s} valid1 {m['validity_first']:.2f} valid "
                   f"{m['validity']:.2f} "
-                  f"uniq {m['uniqueness']:.2f} quality {m['quality']:.2f}", flush=True)
+                  f"uniq1 {m['uniqueness_first']:.2f} uniq {m['uniqueness']:.2f} "
+                  f"quality {m['quality']:.2f}", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -212,7 +214,8 @@ def summarise(per_fragment: pd.DataFrame) -> pd.DataFrame:
             continue
         done = sub[sub["refused"] == ""]
         row = {"task": task, "fragments": len(sub), "refused": int((sub["refused"] != "").sum())}
-        for col in ("validity_first", "validity", "uniqueness", "quality", "diversity", "distance"):
+        for col in ("validity_first", "validity", "uniqueness_first", "uniqueness", "quality",
+                    "diversity", "distance"):
             scale = 100 if col not in ("diversity", "distance") else 1
             row[col] = float(done[col].mean()) * scale
         row["GenMol V1 quality"], row["GenMol V2 quality"] = GENMOL_QUALITY[task]

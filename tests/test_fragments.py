@@ -222,6 +222,32 @@ def test_guarantee_every_ok_row_matches_and_failures_are_marked(safe_model, monk
     assert table.attrs["task"] == "motif extension"
 
 
+def test_repeated_molecules_are_drawn_again_first_round_counted(safe_model, monkeypatch):
+    model, tok = safe_model
+    frag = "[*]c1ccc(F)cc1"
+    # round 1: rows 0 and 1 write the same molecule, row 2 another; round 2 redraws row 1 only
+    sampler = ScriptedSampler(model, tok, ["CC%10", "CC%10", "OC%10", "CCC%10"])
+    monkeypatch.setattr(model, "sample", sampler)
+    table = generate_molecules(model, 3, fragment=frag, seed=0, max_rounds=3)
+    assert sampler.calls == 2 and list(table["rounds"]) == [1, 2, 1]
+    assert table["SMILES"][1] == canon("CCCc1ccc(F)cc1") and not table["duplicate"].any()
+    s = table.attrs["summary"]
+    assert s["unique"] == 3 and s["first_round"] == {"valid": 3, "matched": 3, "unique": 2}
+
+    # repeats left after the last round stay ok, marked; distinct=False keeps the first draw
+    for distinct, calls in ((True, 1), (False, 1)):
+        sampler = ScriptedSampler(model, tok, ["CC%10", "CC%10"])
+        monkeypatch.setattr(model, "sample", sampler)
+        table = generate_molecules(model, 2, fragment=frag, seed=0, max_rounds=1, distinct=distinct)
+        assert sampler.calls == calls and list(table["status"]) == [STATUS_OK, STATUS_OK]
+        assert list(table["duplicate"]) == [False, True]
+        assert table.attrs["summary"]["unique"] == 1
+    sampler = ScriptedSampler(model, tok, ["CC%10", "CC%10"])
+    monkeypatch.setattr(model, "sample", sampler)
+    table = generate_molecules(model, 2, fragment=frag, seed=0, max_rounds=3, distinct=False)
+    assert sampler.calls == 1 and list(table["rounds"]) == [1, 1]
+
+
 def test_linker_design_returns_molecules_with_both_pieces(safe_model, monkeypatch):
     model, tok = safe_model
     frag = "[*]c1ccccc1.[*]N1CCOCC1"

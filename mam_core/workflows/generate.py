@@ -158,16 +158,20 @@ def _decode_rows(tok: MolTokenizer, x: torch.Tensor, blocks: list[FragmentBlocks
     return out
 
 
-def _check(smiles: str, spec: FragmentSpec | None) -> tuple[str, tuple[int, ...]]:
+def _check(smiles: str, spec: FragmentSpec | None) -> tuple[str, tuple[int, ...], str]:
+    """``(status, matched atoms, canonical SMILES or "")`` of one sampled row."""
+    from rdkit import Chem
+
     from ..chem.properties import mol_from_smiles
 
     mol = mol_from_smiles(smiles)
     if mol is None:
-        return _INVALID, ()
+        return _INVALID, (), ""
+    canon = Chem.MolToSmiles(mol)
     if spec is None:
-        return STATUS_OK, ()
+        return STATUS_OK, (), canon
     hit = match_atoms(mol, spec)
-    return (STATUS_OK, hit) if hit else (_MISSING, ())
+    return (STATUS_OK, hit, canon) if hit else (_MISSING, (), canon)
 
 
 @torch.no_grad()
@@ -184,6 +188,7 @@ def generate_molecules(
     max_rounds: int = 4,
     grammar: bool = True,
     bf16: bool | None = None,
+    distinct: bool = True,
 ) -> pd.DataFrame:
     """Sample ``n`` molecules, keeping a fragment when given, and return a table.
 
@@ -204,11 +209,16 @@ def generate_molecules(
             context is known, so with ``l2r`` at every position).
         bf16: run the network in bfloat16 (twice as fast where the hardware has it, see
             :func:`mam_core.core.model.bf16_is_native`); ``None`` does so where it is native.
+        distinct: a row repeating the molecule of an earlier ``ok`` row is drawn again in the
+            next round, like a failed one, so the table holds as many different molecules as
+            the rounds allow; repeats left after the last round stay ``ok`` with ``duplicate``
+            set.  ``attrs["summary"]["first_round"]`` counts what the first draw alone gave.
 
     Returns:
         One row per requested molecule: ``SMILES``, ``status`` (``ok`` or why not),
         ``matched_atoms`` (fragment atoms in the molecule), ``log_likelihood`` (one-pass MaM
-        marginal of the sampled tokens), ``valid`` and the properties.
+        marginal of the sampled tokens), ``rounds`` (draws it took), ``duplicate`` (same
+        molecule as an earlier ``ok`` row), ``valid`` and the properties.
 
     Raises:
         FragmentError: the fragment cannot be used with this model (the message says why).
@@ -239,8 +249,11 @@ def generate_molecules(
     status: list[str] = [_INVALID] * n
     hits: list[tuple[int, ...]] = [()] * n
     rounds = [0] * n
+    duplicate = [False] * n
+    kept: set[str] = set()  # canonical SMILES of the ok rows kept so far
+    first_round: dict = {}
     todo = list(range(n))
-    for _ in range(max_rounds):
+    for round_no in range(max_rounds):
         if not todo:
             break
         t = None if templates is None else templates[todo]
@@ -253,15 +266,23 @@ def generate_molecules(
             x[i] = rows[j]
             smiles[i] = decoded[j]
             rounds[i] += 1
-            status[i], hits[i] = _check(decoded[j], req.spec)
-            if status[i] != STATUS_OK:
+            status[i], hits[i], canon = _check(decoded[j], req.spec)
+            duplicate[i] = status[i] == STATUS_OK and canon in kept
+            if status[i] != STATUS_OK or (distinct and duplicate[i]):
                 still.append(i)
+            elif status[i] == STATUS_OK:
+                kept.add(canon)
+        if round_no == 0:
+            first_round = {"valid": sum(status[i] != _INVALID for i in todo),
+                           "matched": sum(status[i] == STATUS_OK for i in todo),
+                           "unique": len(kept)}
         todo = still
     table = compute_properties(smiles)
     table.insert(1, "status", status)
     table.insert(2, "matched_atoms", [list(h) for h in hits])
     table.insert(3, "log_likelihood", model.log_marginal(x.to(model.device)).double().cpu().numpy())
     table.insert(4, "rounds", rounds)
+    table.insert(5, "duplicate", duplicate)
     ok = table["status"] == STATUS_OK
     canon = table.loc[ok, "SMILES"]
     table.attrs["summary"] = {
@@ -269,6 +290,7 @@ def generate_molecules(
         "valid": int(table["valid"].sum()),
         "matched": int(ok.sum()) if req.spec is not None else None,
         "unique": int(canon.nunique()),
+        "first_round": first_round,
     }
     table.attrs["task"] = req.spec.task if req.spec is not None else "de novo"
     table.attrs["notices"] = list(req.notices)
