@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mam_core import MaM, NetworkConfig, TrainConfig, distill, load, save, train_arm  # noqa: E402,E501
 from mam_core.chem.block_order import shuffled_copies  # noqa: E402
-from mam_core.core.objectives import ao_arm_loss  # noqa: E402
+from mam_core.core.likelihood import ao_arm_bound  # noqa: E402
 from mam_core.core.vocab import Vocabulary  # noqa: E402
 
 T0 = time.perf_counter()
@@ -95,15 +95,9 @@ class Deadline:
         self.stop_file.unlink(missing_ok=True)
 
 
-@torch.no_grad()
 def heldout_nll(model: MaM, x: torch.Tensor, passes: int = 4) -> float:
     """AO-ARM estimate of −log p on held-out molecules, nats per molecule (mean of passes)."""
-    model.eval()
-    gen = torch.Generator(device=model.device).manual_seed(7)
-    vals = [float(ao_arm_loss(model, x[i:i + 2048], gen).loss) * len(x[i:i + 2048])
-            for _ in range(passes) for i in range(0, len(x), 2048)]
-    model.train()
-    return sum(vals) / (passes * len(x))
+    return ao_arm_bound(model, x, batch_size=2048, passes=passes, seed=7)
 
 
 @torch.no_grad()

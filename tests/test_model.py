@@ -29,6 +29,22 @@ def test_arm_mixture_over_orders_is_normalised(tiny_model):
     assert abs(float(mix.exp().sum()) - 1.0) < 1e-4
 
 
+def test_ao_arm_bound_is_the_order_average_of_the_exact_nll(tiny_model):
+    import itertools
+
+    from mam_core.core.likelihood import ao_arm_bound
+
+    x = all_states(6, 3)[::97]  # 8 sequences
+    orders = torch.tensor(list(itertools.permutations(range(6))))  # all 720
+    exact = -torch.stack([tiny_model.log_likelihood_arm(x, order=o) for o in orders]).mean()
+    tiny_model.train()
+    bound = ao_arm_bound(tiny_model, x.repeat(250, 1), batch_size=500, passes=2, seed=1)
+    assert tiny_model.training  # the caller's mode comes back
+    assert abs(bound - float(exact)) < 0.02 * float(exact)
+    assert bound == ao_arm_bound(tiny_model, x.repeat(250, 1), batch_size=500, passes=2, seed=1)
+    assert bound != ao_arm_bound(tiny_model, x.repeat(250, 1), batch_size=500, passes=2, seed=2)
+
+
 def test_arm_partial_input_equals_sum_over_completions(tiny_model):
     """The slow marginal of x_S is the enumerated sum of the joint whose order visits S first."""
     xs = all_states(6, 3)

@@ -18,8 +18,8 @@ from typing import Callable
 
 import torch
 
+from ..core.likelihood import ao_arm_bound
 from ..core.model import MaM
-from ..core.objectives import ao_arm_loss
 
 __all__ = ["molecule_monitor"]
 
@@ -52,10 +52,7 @@ def molecule_monitor(
         model.eval()
         try:
             with torch.no_grad():
-                gen = torch.Generator(device=model.device).manual_seed(seed)
-                nll = [float(ao_arm_loss(model, b.to(model.device), gen).loss) * len(b)
-                       for b in heldout.split(256)]
-                rec["heldout_nll"] = sum(nll) / len(heldout)
+                rec["heldout_nll"] = ao_arm_bound(model, heldout, seed=seed)
                 if tok is not None and n_samples:
                     x = model.sample(n_samples, order=order, seed=seed + step,
                                      constraint=grammar_for(tok))
