@@ -20,7 +20,13 @@ from mam_core.workflows.scoring import (
     score_molecules,
 )
 from mam_core.chem.tokenizers import TokenizationError, make_template
-from mam_core.workflows.outliers import DEFAULT_SCORE, ensure_calibration, score_table
+from mam_core.workflows.outliers import (
+    DEFAULT_SCORE,
+    SCORE_LABELS,
+    ensure_calibration,
+    score_table,
+    scores_for,
+)
 
 EXAMPLE = (
     "CCOC(=O)CNC(=O)c1cc(N)cn1C1CC1\nCCN(CC(=O)OC)C(=O)c1cccc(C)c1N\nCCN(Cc1ccc2c(c1)OCO2)C(=O)Cn1cnnn1\n"
@@ -44,6 +50,14 @@ with st.form("likelihood"):
         "Also compute the exact AO-ARM likelihood (D passes, slow)", True, key=state.LIK_ARM
     )
     orders = c2.number_input("AO-ARM orders to average", 1, 8, 1, key=state.LIK_ORDERS)
+    choices = [s for s in scores_for(model) if s != "raw"]
+    score_name = st.selectbox(
+        "Outlier score",
+        choices,
+        index=choices.index(DEFAULT_SCORE),
+        format_func=lambda s: f"{s}: {SCORE_LABELS[s]}",
+        key=state.LIK_SCORE,
+    )
     submitted = st.form_submit_button("Score", type="primary")
 
 if submitted:
@@ -59,9 +73,10 @@ if submitted:
                 st.session_state["lik_calibration"] = ensure_calibration(model)
                 st.session_state["lik_calibration_key"] = cal_key
             st.session_state["lik_outliers"] = score_table(
-                model, smiles, DEFAULT_SCORE, st.session_state["lik_calibration"]
+                model, smiles, score_name, st.session_state["lik_calibration"]
             )
-    except ScoringInputError as err:
+            st.session_state["lik_outlier_score"] = score_name
+    except (ScoringInputError, ValueError) as err:
         st.error(str(err))
 
 result = st.session_state[state.LIK_RESULT]
@@ -80,11 +95,11 @@ if result is not None:
     cal = st.session_state.get("lik_calibration")
     if outliers is not None and cal is not None:
         st.subheader("Outlier screening")
-        st.caption("Outlier score: the likelihood ratio against token frequencies, so a molecule "
-                   "is not called typical for being small; higher = more atypical. Percentile: "
-                   f"share of training molecules scoring at or below it ({cal.source}). Molecules "
-                   "the model cannot represent rank first.")
-        train = pd.DataFrame({"outlier score": cal.train_scores[DEFAULT_SCORE],
+        used = st.session_state.get("lik_outlier_score", DEFAULT_SCORE)
+        st.caption(f"Outlier score {used}: {SCORE_LABELS[used]}; higher = more atypical. "
+                   "Percentile: share of training molecules scoring at or below it "
+                   f"({cal.source}). Molecules the model cannot represent rank first.")
+        train = pd.DataFrame({"outlier score": cal.train_scores[used],
                               "set": "training molecules"})
         lib = pd.DataFrame({"outlier "
                             "score": outliers["outlier_score"].replace(np.inf, np.nan).dropna(),

@@ -52,6 +52,51 @@ def test_a_piece_is_not_more_typical_than_its_molecule_just_for_being_small(cali
     assert (lr_p[ok] > lr_w[ok]).mean() > 0.6
 
 
+def _with_group(smiles: str, group: str) -> str | None:
+    """The molecule with ``group`` (SMILES with one ``*``) on its first aromatic CH."""
+    mol = Chem.MolFromSmiles(smiles)
+    hit = mol.GetSubstructMatch(Chem.MolFromSmarts("[cH]"))
+    if not hit:
+        return None
+    rw = Chem.RWMol(Chem.CombineMols(mol, Chem.MolFromSmiles(group)))
+    star = next(a for a in rw.GetAtoms() if a.GetAtomicNum() == 0)
+    rw.AddBond(hit[0], star.GetNeighbors()[0].GetIdx(), Chem.BondType.SINGLE)
+    rw.RemoveAtom(star.GetIdx())
+    Chem.SanitizeMol(rw)
+    return Chem.MolToSmiles(rw)
+
+
+def test_worst_fragment_reacts_to_one_odd_group_that_per_token_dilutes(calibrated):
+    """Groups filtered out of MOSES, put on test molecules: a few cheap extra tokens lower the
+    per-token NLL, so per_token mostly calls the changed molecule *more* typical; the worst
+    block's surprise does not average the group away, and names it."""
+    model, cal, _ = calibrated
+    base, odd, core = [], [], []
+    for group in ("*C(=S)S", "*N=NC", "*C(Br)(Br)Br"):
+        for s in load_moses("test", limit=40):
+            o = _with_group(s, group)
+            if o is not None:
+                base.append(s), odd.append(o), core.append(group[1:3])
+    up = {}
+    for name in ("per_token", "worst_fragment"):
+        a, b = (score_table(model, x, name, cal) for x in (base, odd))
+        assert (a["error"] == "").all() and (b["error"] == "").all()
+        up[name] = float((b["percentile"] > a["percentile"]).mean())
+        if name == "worst_fragment":
+            named = [c in f for c, f in zip(core, b["atypical_fragment"])]
+            # a block picked at random would hold the group in about 1 of 6 molecules
+            assert np.mean(named) > 0.4
+    assert up["worst_fragment"] > up["per_token"] + 0.15, up
+
+
+def test_worst_fragment_needs_fragment_blocks_and_its_calibration(calibrated):
+    model, cal, _ = calibrated
+    stale = calibrate(model, load_moses("train")[:300], "no fragment statistics", store=False,
+                      n_fragment=0)
+    with pytest.raises(ValueError, match="calibration made with it"):
+        score_table(model, ["CCO"], "worst_fragment", stale)
+
+
 def test_every_row_is_kept_in_order_with_its_reason(calibrated):
     model, cal, _ = calibrated
     rows = ["CCOC(=O)c1ccccc1", "not a molecule", "C[Si](C)(C)C", "", "CC" * 60, "c1ccccc1O"]

@@ -25,6 +25,7 @@ import re
 from rdkit import Chem
 from rdkit.Chem import BRICS
 
+from .rdkit_utils import mol_from_smiles
 from .tokenizers.smiles import SMILES_REGEX
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "SafeEncodingError",
     "encode",
     "decode",
+    "block_smiles",
     "block_with_labels",
     "renumber_labels",
 ]
@@ -191,6 +193,14 @@ def encode(smiles: str | Chem.Mol, rng: random.Random | None = None) -> str:
     if decode(text) != want:
         raise SafeEncodingError("fragment blocks do not decode back to the same molecule")
     return text
+
+
+def block_smiles(block: str) -> str:
+    """One block as a chemist reads it: canonical SMILES with ``[*]`` where its labels were
+    (the bonds to the other fragments); the block text itself if RDKit cannot read that."""
+    text = re.sub(r"([-=#:/\\]?)%[0-9]{2}", r"(\1[*])", block)
+    mol = mol_from_smiles(text)
+    return Chem.MolToSmiles(mol) if mol is not None else block
 
 
 def decode(text: str) -> str | None:

@@ -95,7 +95,9 @@ def _score_molecules_cli(args, model: MaM) -> None:
         raise CLIError(str(err)) from None
     cal = calibration_of(model)
     made_now = ""
-    if cal is None and args.score in ("likelihood_ratio", "length_z"):
+    stale = (cal is not None and args.score == "worst_fragment"
+             and "fragment_surprise" not in cal.score_stats)
+    if (cal is None or stale) and args.score in ("likelihood_ratio", "length_z", "worst_fragment"):
         key = (str(args.model), Path(args.model).stat().st_mtime if args.model else 0.0)
         if key not in _CALIBRATIONS:
             _CALIBRATIONS[key] = calibrate(model, load_moses("train", limit=2000),
@@ -230,10 +232,12 @@ def add_parsers(sub) -> None:
                    help="molecules: score in float32 throughout (default: bfloat16 trunk where the "
                         "hardware runs it natively, about twice as fast, a few hundredths of a "
                         "nat apart)")
-    p.add_argument("--score", default="likelihood_ratio",
-                   choices=["raw", "per_token", "likelihood_ratio", "length_z"],
-                   help="molecules: the outlier score (default likelihood_ratio; see "
-                        "bench/outlier_screening.py)")
+    from ..workflows.outliers import DEFAULT_SCORE, SCORE_LABELS, SCORES
+
+    p.add_argument("--score", default=DEFAULT_SCORE, choices=SCORES,
+                   help=f"molecules: the outlier score (default {DEFAULT_SCORE}; see "
+                        "bench/outlier_screening.py): "
+                        + "; ".join(f"{k}: {v}" for k, v in SCORE_LABELS.items()))
     p.add_argument("--orders", type=int, default=1, help="random orders for --arm")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", help="CSV output (default stdout)")

@@ -10,7 +10,14 @@ size effect in different ways; ``bench/outlier_screening.py`` measures them side
   fitted on the training set (Ren et al., NeurIPS 2019): what the model knows beyond token
   frequencies;
 * ``length_z`` — ``(−log p(x) − μ(n)) / σ(n)``: how far the NLL sits from the training
-  molecules *of the same length*, μ and σ fitted per length on training molecules.
+  molecules *of the same length*, μ and σ fitted per length on training molecules;
+* ``worst_fragment`` (fragment-block models) — a molecule can be typical on average and still
+  carry one odd group (a reactive or assay-interfering one), which the per-token average
+  dilutes.  For each fragment block b the surprise ``(log p(x without b) − log p(x)) / √|b|``
+  is ``−log p(b | the rest)`` per √token, read off two one-pass marginals; the score is the
+  larger of the per-token score and the worst block's surprise, each as a z-score against
+  training molecules.  It costs one more pass per block (about six per molecule) and names
+  the block (``atypical_fragment``).
 
 Calibration (:func:`calibrate`) scores training molecules once and stores, in the model's
 metadata, the background model, the per-length fit and the sorted training scores, so a
@@ -22,7 +29,7 @@ infinite score, percentile 100 and the reason in ``error``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,6 +41,9 @@ from ..core.model import MaM, bf16_is_native
 __all__ = [
     "SCORES",
     "DEFAULT_SCORE",
+    "SLOW_SCORES",
+    "SCORE_LABELS",
+    "scores_for",
     "Calibration",
     "calibrate",
     "calibration_of",
@@ -43,8 +53,25 @@ __all__ = [
     "raw_scores",
 ]
 
-SCORES = ("raw", "per_token", "likelihood_ratio", "length_z")
-DEFAULT_SCORE = "likelihood_ratio"
+SCORES = ("raw", "per_token", "likelihood_ratio", "length_z", "worst_fragment")
+DEFAULT_SCORE = "per_token"
+#: scores that need one more pass per fragment block of every molecule
+SLOW_SCORES = ("worst_fragment",)
+#: what each score means, in a sentence a chemist can read beside the ranking
+SCORE_LABELS = {
+    "raw": "−log p(x): rewards small molecules, for reference only",
+    "per_token": "−log p(x) per token: atypical on average, whatever the size",
+    "likelihood_ratio": "−log p(x) + log q(x): beyond what token frequencies explain",
+    "length_z": "NLL as a z-score among training molecules of the same length",
+    "worst_fragment": "atypical on average or in one fragment (slower: one pass per fragment); "
+                      "names that fragment",
+}
+
+
+def scores_for(model: MaM) -> list[str]:
+    """The scores this model can give (``worst_fragment`` needs fragment blocks)."""
+    tok = tokenizer_of(model)
+    return [s for s in SCORES if s != "worst_fragment" or (tok is not None and _has_blocks(tok))]
 _META_KEY = "outlier_calibration"
 
 
@@ -59,6 +86,8 @@ class Calibration:
     train_scores: dict[str, list[float]]  # score name -> sorted scores of training molecules
     n_train: int
     source: str
+    #: score name -> [mean, std] on training molecules (what the z-scores of worst_fragment use)
+    score_stats: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -84,13 +113,62 @@ class _Raw:
     n_tokens: np.ndarray  # (N,) non-pad tokens
     log_q: np.ndarray  # (N,) background log q(x)
     errors: list[str]
+    surprise: np.ndarray | None = None  # (N,) worst block's −log p(b | rest) / √|b|
+    worst_block: list[str] | None = None  # (N,) that block as SMILES with [*], "" if none
+
+
+def _blocks(row: list[int], dot: int, pad: int) -> list[tuple[int, int]]:
+    """``(start, end)`` token spans of the dot-separated blocks of one encoded row."""
+    n = row.index(pad) if pad in row else len(row)
+    spans, start = [], 0
+    for i in range(n + 1):
+        if i == n or row[i] == dot:
+            if i > start:
+                spans.append((start, i))
+            start = i + 1
+    return spans
+
+
+def _fragment_surprise(model: MaM, tok, ids: torch.Tensor, log_p: np.ndarray,
+                       batch_size: int, bf16: bool | None) -> tuple[np.ndarray, list[str]]:
+    """Per row: the largest ``(log p(x with block b masked) − log p(x)) / √|b|`` over its
+    blocks, and that block's SMILES; one marginal per block, in batches."""
+    from ..chem.safe import block_smiles
+
+    dot = tok.vocab.id_of(".")
+    masked, owner, size, spans = [], [], [], []
+    for r, row in enumerate(ids.tolist()):
+        for a, b in _blocks(row, dot, tok.pad_id):
+            x = ids[r].clone()
+            x[a:b] = model.mask_id
+            masked.append(x)
+            owner.append(r)
+            size.append(b - a)
+            spans.append((a, b))
+    worst = np.full(len(ids), np.nan)
+    text = [""] * len(ids)
+    if not masked:
+        return worst, text
+    lp_rest = _log_marginals(model, torch.stack(masked), batch_size, bf16)
+    owner_a = np.asarray(owner)
+    surprise = (lp_rest - log_p[owner_a]) / np.sqrt(np.asarray(size))
+    best = np.full(len(ids), -1)
+    for k, r in enumerate(owner):
+        if best[r] < 0 or surprise[k] > worst[r]:
+            worst[r], best[r] = surprise[k], k
+    for r, k in enumerate(best):
+        if k >= 0:
+            a, b = spans[k]
+            text[r] = block_smiles("".join(tok.vocab.tokens[i] for i in ids[r, a:b].tolist()))
+    return worst, text
 
 
 @torch.no_grad()
 def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
-               batch_size: int = 512, bf16: bool | None = False) -> _Raw:
+               batch_size: int = 512, bf16: bool | None = False, fragments: bool = False) -> _Raw:
     """One-pass log-likelihoods plus what the size corrections need (``bf16``: see
-    :func:`_log_marginals`)."""
+    :func:`_log_marginals`); ``fragments`` adds the worst block's surprise (fragment-block
+    models only, one more pass per block)."""
     tok = tokenizer_of(model)
     if tok is None:
         raise ValueError("outlier scores need a molecule model; the selected model has no "
@@ -102,6 +180,10 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
     errors = [""] * n
     for i, msg in enc.errors:
         errors[i] = msg
+    if fragments and not _has_blocks(tok):
+        raise ValueError("the worst_fragment score needs a fragment-block model; this one reads "
+                         f"{tok.kind.upper()}")
+    surprise, worst_block = (np.full(n, np.nan), [""] * n) if fragments else (None, None)
     if enc.kept:
         lp = _log_marginals(model, enc.ids, batch_size, bf16)
         kept = np.asarray(enc.kept)
@@ -109,7 +191,16 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
         n_tok[kept] = (enc.ids != tok.pad_id).sum(dim=1).numpy()
         if background is not None:
             log_q[kept] = np.asarray(background)[enc.ids.numpy()].sum(axis=1)
-    return _Raw(log_p, n_tok, log_q, errors)
+        if fragments:
+            worst, text = _fragment_surprise(model, tok, enc.ids, lp, batch_size, bf16)
+            surprise[kept] = worst
+            for j, i in enumerate(enc.kept):
+                worst_block[i] = text[j]
+    return _Raw(log_p, n_tok, log_q, errors, surprise, worst_block)
+
+
+def _has_blocks(tok) -> bool:
+    return tok.kind == "safe" and "." in tok.vocab
 
 
 def _named_scores(raw: _Raw, cal: Calibration | None) -> dict[str, np.ndarray]:
@@ -119,6 +210,11 @@ def _named_scores(raw: _Raw, cal: Calibration | None) -> dict[str, np.ndarray]:
         out["likelihood_ratio"] = nll + raw.log_q
         mu, sd = cal.length_stats(raw.n_tokens)
         out["length_z"] = (nll - mu) / sd
+        stats = cal.score_stats
+        if raw.surprise is not None and {"per_token", "fragment_surprise"} <= stats.keys():
+            z = [(v - stats[k][0]) / stats[k][1]
+                 for k, v in (("per_token", out["per_token"]), ("fragment_surprise", raw.surprise))]
+            out["worst_fragment"] = np.fmax(z[0], z[1])
     return out
 
 
@@ -128,6 +224,7 @@ def calibrate(
     source: str = "training molecules",
     min_per_length: int = 30,
     store: bool = True,
+    n_fragment: int = 500,
 ) -> Calibration:
     """Score training molecules once; store and return the calibration.
 
@@ -137,6 +234,8 @@ def calibrate(
             (by pooling a window of lengths around them).
         store: keep it in ``model.metadata`` (saved with the next checkpoint); ``False`` for a
             shared model that must not change (the app's cached one).
+        n_fragment: fragment-block models: how many of the molecules also calibrate the
+            ``worst_fragment`` score (one pass per block each).
     """
     tok = tokenizer_of(model)
     if tok is None:
@@ -165,6 +264,18 @@ def calibrate(
     named = _named_scores(raw, cal)
     partials = _training_partials(tok, enc.ids)
     named["partial"] = _partial_lr(partials, _log_marginals(model, partials), background, model.K)
+    if _has_blocks(tok) and n_fragment > 0:
+        # a block pass per fragment is the cost, so fewer molecules (mean, std and percentiles
+        # need hundreds, not thousands)
+        few = [train_smiles[i] for i in enc.kept[:n_fragment]]
+        raw_f = raw_scores(model, few, background, bf16=None, fragments=True)
+        per_token = named["per_token"]
+        cal.score_stats = {
+            "per_token": [float(per_token.mean()), float(max(per_token.std(), 1e-6))],
+            "fragment_surprise": [float(np.nanmean(raw_f.surprise)),
+                                  float(max(np.nanstd(raw_f.surprise), 1e-6))],
+        }
+        named["worst_fragment"] = _named_scores(raw_f, cal)["worst_fragment"]
     cal.train_scores = {k: np.sort(v[np.isfinite(v)]).tolist() for k, v in named.items()}
     if store:
         model.metadata[_META_KEY] = cal.to_dict()
@@ -271,7 +382,9 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
                 cal: Calibration | None = None, bf16: bool | None = None) -> pd.DataFrame:
     """One row per input, in order: ``smiles``, ``log_marginal_mam``, ``n_tokens``,
     ``outlier_score`` (higher = more atypical; ``inf`` out of domain), ``percentile`` (share of
-    training molecules scoring at or below, in %; 100 out of domain) and ``error``.
+    training molecules scoring at or below, in %; 100 out of domain) and ``error``; with
+    ``worst_fragment`` also ``atypical_fragment``, the block that score found (SMILES with
+    ``[*]`` where it bonds to the rest).
 
     ``bf16``: screen with the bfloat16 trunk (:meth:`MaM.log_marginal`); ``None`` uses it where
     the hardware runs it natively, as :func:`calibrate` does.
@@ -282,16 +395,21 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
     if score not in SCORES:
         raise ValueError(f"unknown outlier score {score!r}; valid: {', '.join(SCORES)}")
     cal = cal or calibration_of(model)
-    if cal is None and score in ("likelihood_ratio", "length_z"):
+    if cal is None and score in ("likelihood_ratio", "length_z", "worst_fragment"):
         raise ValueError(f"the {score!r} score needs a calibrated model: run `mam eval` or "
                          "calibrate() first")
-    raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None, bf16=bf16)
+    fragments = score == "worst_fragment"
+    if fragments and "fragment_surprise" not in cal.score_stats:
+        raise ValueError("the 'worst_fragment' score needs a calibration made with it: "
+                         "calibrate() the model again (its calibration predates this score)")
+    raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None, bf16=bf16,
+                     fragments=fragments)
     values = _named_scores(raw, cal)[score]
     ood = np.array([bool(e) for e in raw.errors])
     values = np.where(ood, math.inf, values)
     pct = cal.percentile(score, values) if cal else np.full(len(values), np.nan)
     pct = np.where(ood, 100.0, pct)
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "smiles": list(smiles),
         "log_marginal_mam": raw.log_p,
         "n_tokens": pd.array(np.where(np.isnan(raw.n_tokens), pd.NA, raw.n_tokens), dtype="Int64"),
@@ -299,3 +417,6 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
         "percentile": pct,
         "error": raw.errors,
     })
+    if fragments:
+        table.insert(5, "atypical_fragment", raw.worst_block)
+    return table
