@@ -253,6 +253,23 @@ def test_ising_page_survives_leaving_and_coming_back():
     assert any("3×3 lattice" in c.value for c in at.caption)
 
 
+def test_likelihood_page_names_the_worst_fragment(fragment_block_default):
+    at = _open("likelihood")
+    at.text_area(key="lik_text").set_value("CCOC(=O)c1ccccc1\nnot-a-molecule\nCC(=O)Nc1ccc(O)cc1")
+    at.checkbox(key="lik_arm").uncheck()
+    box = at.selectbox(key="lik_score")
+    box.select_index([o.split(":")[0] for o in box.options].index("worst_fragment"))
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    worst = at.session_state["lik_outliers"]
+    assert worst["atypical_fragment"].tolist()[1] == ""  # unrepresentable: no fragment
+    assert all(worst["atypical_fragment"][[0, 2]].str.len() > 0)
+    assert worst.loc[1, "percentile"] == 100
+    assert "worst_fragment" in at.caption[-1].value or any(
+        "worst_fragment" in c.value for c in at.caption)
+
+
 def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
     at = _open("likelihood")
     assert (
@@ -288,6 +305,9 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
     assert np.allclose(page_table["outlier_score"].to_numpy(),
                        cli_table["outlier_score"].to_numpy(), equal_nan=True)
     assert page_table.loc[2, "percentile"] == 100  # unrepresentable ranks first
+
+    # a SELFIES model has no fragment blocks: the score that needs them is not offered
+    assert not any(o.startswith("worst_fragment") for o in at.selectbox(key="lik_score").options)
 
     at.text_area(key="lik_text").set_value("   \n")
     at.button[0].click()
