@@ -270,7 +270,7 @@ def generate_molecules(
             duplicate[i] = status[i] == STATUS_OK and canon in kept
             if status[i] != STATUS_OK or (distinct and duplicate[i]):
                 still.append(i)
-            elif status[i] == STATUS_OK:
+            else:
                 kept.add(canon)
         if round_no == 0:
             first_round = {"valid": sum(status[i] != _INVALID for i in todo),

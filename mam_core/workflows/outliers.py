@@ -72,6 +72,8 @@ def scores_for(model: MaM) -> list[str]:
     """The scores this model can give (``worst_fragment`` needs fragment blocks)."""
     tok = tokenizer_of(model)
     return [s for s in SCORES if s != "worst_fragment" or (tok is not None and _has_blocks(tok))]
+
+
 _META_KEY = "outlier_calibration"
 
 
@@ -212,10 +214,15 @@ def _named_scores(raw: _Raw, cal: Calibration | None) -> dict[str, np.ndarray]:
         out["length_z"] = (nll - mu) / sd
         stats = cal.score_stats
         if raw.surprise is not None and {"per_token", "fragment_surprise"} <= stats.keys():
-            z = [(v - stats[k][0]) / stats[k][1]
-                 for k, v in (("per_token", out["per_token"]), ("fragment_surprise", raw.surprise))]
-            out["worst_fragment"] = np.fmax(z[0], z[1])
+            out["worst_fragment"] = _worst_fragment(out["per_token"], raw.surprise, stats)
     return out
+
+
+def _worst_fragment(per_token: np.ndarray, surprise: np.ndarray, stats: dict) -> np.ndarray:
+    """The larger of the two z-scores against training molecules (NaN-ignoring)."""
+    z_token = (per_token - stats["per_token"][0]) / stats["per_token"][1]
+    z_block = (surprise - stats["fragment_surprise"][0]) / stats["fragment_surprise"][1]
+    return np.fmax(z_token, z_block)
 
 
 def calibrate(
@@ -267,15 +274,17 @@ def calibrate(
     if _has_blocks(tok) and n_fragment > 0:
         # a block pass per fragment is the cost, so fewer molecules (mean, std and percentiles
         # need hundreds, not thousands)
-        few = [train_smiles[i] for i in enc.kept[:n_fragment]]
-        raw_f = raw_scores(model, few, background, bf16=None, fragments=True)
+        # (the molecules' own log p is already in ``raw``, row for row with ``enc.ids``)
+        surprise, _ = _fragment_surprise(model, tok, enc.ids[:n_fragment],
+                                         raw.log_p[:n_fragment], 512, None)
         per_token = named["per_token"]
         cal.score_stats = {
             "per_token": [float(per_token.mean()), float(max(per_token.std(), 1e-6))],
-            "fragment_surprise": [float(np.nanmean(raw_f.surprise)),
-                                  float(max(np.nanstd(raw_f.surprise), 1e-6))],
+            "fragment_surprise": [float(np.nanmean(surprise)),
+                                  float(max(np.nanstd(surprise), 1e-6))],
         }
-        named["worst_fragment"] = _named_scores(raw_f, cal)["worst_fragment"]
+        named["worst_fragment"] = _worst_fragment(per_token[:n_fragment], surprise,
+                                                  cal.score_stats)
     cal.train_scores = {k: np.sort(v[np.isfinite(v)]).tolist() for k, v in named.items()}
     if store:
         model.metadata[_META_KEY] = cal.to_dict()
