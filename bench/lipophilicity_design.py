@@ -3,11 +3,13 @@
 1. **From scratch** (the paper's setting): an energy-based MaM learns p ∝ f on SELFIES (D = 55)
    with no data, f = exp(−(logP + 4)² / τ).
 2. **Fine-tuning** the shipped default model towards p_prior^β · f (stays drug-like).
-3. **Fine-tuning with a fixed substructure**: a fragment kept at the first positions; only the
-   rest is sampled and trained.
+3. **Fine-tuning with a fixed substructure**: a fragment kept as it is (for fragment-block
+   models new atoms go only where it has attachment points); only the rest is sampled and trained.
 
-For each: 1,000 samples before and after, validity, uniqueness, mean logP, the fraction within
-±0.5 of the target, and a logP histogram (Plotly) written beside ``report.md`` in ``--out``.
+For each: samples before and after drawn as the app draws them (:func:`generate_molecules` at the
+model's stored temperature and top-p, one draw per row, repeats kept), validity, uniqueness, mean
+logP, the fraction within ±0.5 of the target, mean QED, GenMol's quality (valid, unique, QED ≥ 0.6
+and SA ≤ 4) and a logP histogram (Plotly) written beside ``report.md`` in ``--out``.
 
     python bench/lipophilicity_design.py --out docs/lipophilicity
 """
@@ -24,26 +26,24 @@ import plotly.graph_objects as go
 import torch
 
 from energies import get_energy
-from mam_core.chem.properties import compute_properties
 from mam_core import MaM, NetworkConfig
+from mam_core.chem.metrics import drug_like_quality, sample_quality
+from mam_core.chem.molecules import attach_tokenizer, default_tokenizer, tokenizer_of
 from mam_core.core.checkpoint import load
 from mam_core.core.config import TrainConfig
-from mam_core.workflows.finetune import fine_tune
-from mam_core.chem.metrics import sample_quality
-from mam_core.chem.molecules import attach_tokenizer, default_tokenizer, tokenizer_of
 from mam_core.paths import default_model_path
-from mam_core.chem.tokenizers import make_template
 from mam_core.training import train_eb
+from mam_core.workflows.finetune import fine_tune, fine_tune_method
+from mam_core.workflows.generate import generate_molecules, plan_design, recommended_sampling
 
 
-def summarise(model: MaM, n: int, target: float, template=None,
+def summarise(model: MaM, n: int, target: float, fragment: str | None = None,
               seed: int = 0) -> tuple[dict, np.ndarray]:
-    tok = tokenizer_of(model)
-    with torch.no_grad():
-        x = model.sample(n, template=template, seed=seed)
-    smiles = tok.decode_batch(x.cpu())
-    props = compute_properties(smiles, names=("logP", "QED"))
-    logp = props["logP"].to_numpy()
+    """What a chemist gets: ``n`` molecules drawn as the app draws them (one draw each)."""
+    table = generate_molecules(model, n, fragment=fragment, seed=seed, max_rounds=1,
+                               distinct=False, **recommended_sampling(model))
+    smiles = table["SMILES"].tolist()
+    logp = table["logP"].to_numpy(dtype=float)
     q = sample_quality(smiles)
     ok = np.isfinite(logp)
     return {
@@ -51,8 +51,14 @@ def summarise(model: MaM, n: int, target: float, template=None,
         "uniqueness": q["uniqueness"],
         "mean_logP": float(np.nanmean(logp)),
         "within_0.5": float(np.mean(np.abs(logp[ok] - target) <= 0.5)) if ok.any() else 0.0,
-        "mean_QED": float(np.nanmean(props["QED"].to_numpy())),
+        "mean_QED": float(np.nanmean(table["QED"].to_numpy(dtype=float))),
+        "quality": drug_like_quality(smiles),
     }, logp
+
+
+def fine_tune_template(model: MaM, fragment: str | None):
+    """The Fine-tune page's fixed substructure for ``fragment`` (None: de novo)."""
+    return plan_design(model, 1, fragment, 0, seed=0).templates[0] if fragment else None
 
 
 def write_report(out: Path, args, results: dict, hists: dict) -> str:
@@ -70,20 +76,26 @@ def write_report(out: Path, args, results: dict, hists: dict) -> str:
                       xaxis_title="logP (Crippen)")
     fig.write_html(out / "logp_hist.html", include_plotlyjs="cdn")
 
-    cols = ["validity", "uniqueness", "mean_logP", "within_0.5", "mean_QED", "train_seconds"]
+    cols = ["validity", "uniqueness", "mean_logP", "within_0.5", "mean_QED", "quality",
+            "train_seconds"]
     table = "| run | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
     for name, r in results.items():
         table += f"| {name} | " + " | ".join(f"{r[c]:.3g}" if c in r else "" for c in cols) + " |\n"
     (out / "report.md").write_text(
-        f"# Designing towards logP = {args.target:g}\n\nReward log f = −(logP − {args.target:g})² "
-        f"/ {args.tau:g}; fine-tuning target p_prior^β·f with β = {args.beta:g}; fragment "
-        f"`{args.fragment}` fixed at the start in the `fine-tune + fragment` rows. {args.samples} "
-        "samples per row; `within_0.5` is the fraction with |logP − target| ≤ "
-        f"0.5.\n\n{table}\nHistogram: [logp_hist.html](logp_hist.html).\n\nReproduce: `python "
-        f"bench/lipophilicity_design.py --scratch-steps {args.scratch_steps} --finetune-steps "
-        f"{args.finetune_steps} --scratch-lr {args.scratch_lr:g} --finetune-lr "
-        f"{args.finetune_lr:g} {'--only ' + args.only + ' ' if args.only else ''}--out "
-        f"{args.out}`\n"
+        f"# Designing towards logP = {args.target:g}\n\nReward log f = "
+        f"−(logP − ({args.target:g}))² / {args.tau:g}; fine-tuning target p_prior^β·f with "
+        f"β = {args.beta:g} "
+        f"({args.method} method, batch {args.batch_size}, learning rate {args.finetune_lr:g}); "
+        f"fragment `{args.fragment}` kept in the `fine-tune + fragment` rows. {args.samples} "
+        "molecules per row, drawn as the app draws them (the model's stored temperature and "
+        "top-p, one draw each); `within_0.5` is the fraction with |logP − target| ≤ 0.5, "
+        "`quality` GenMol's (valid, unique, QED ≥ 0.6 and SA ≤ 4, over requested)."
+        f"\n\n{table}\nHistogram: [logp_hist.html](logp_hist.html).\n\nReproduce: `python "
+        f"bench/lipophilicity_design.py --tau {args.tau:g} --beta {args.beta:g} "
+        f"--scratch-steps {args.scratch_steps} --finetune-steps {args.finetune_steps} "
+        f"--scratch-lr {args.scratch_lr:g} --finetune-lr {args.finetune_lr:g} --batch-size "
+        f"{args.batch_size} --method {args.method} "
+        f"{'--only ' + args.only + ' ' if args.only else ''}--out {args.out}`\n"
     )
     return table
 
@@ -97,7 +109,10 @@ def main() -> None:
     p.add_argument("--finetune-steps", type=int, default=300)
     p.add_argument("--scratch-lr", type=float, default=1e-3)
     p.add_argument("--finetune-lr", type=float, default=3e-4)
-    p.add_argument("--fragment", default="c1ccccc1")
+    p.add_argument("--batch-size", type=int, default=32, help="fine-tuning batch")
+    p.add_argument("--method", default="auto", choices=["auto", "sampler", "chains"],
+                   help="fine-tuning method (auto: sampler for SMILES and fragment-block models)")
+    p.add_argument("--fragment", default="[*]c1ccccc1")
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--out", default="docs/lipophilicity")
     p.add_argument("--only", choices=["finetune", "scratch"], help="run only these rows")
@@ -113,16 +128,17 @@ def main() -> None:
                              args.fragment)) if args.only != "scratch" else ():
         model = load(default_model_path())
         tok = tokenizer_of(model)
-        template = make_template(tok, fragment, start=0) if fragment else None
+        args.method = fine_tune_method(model, args.method)
+        template = fine_tune_template(model, fragment)
         energy = get_energy("lipophilicity", tokenizer=tok, target=args.target, tau=args.tau)
         key = f"{label}: before"
-        results[key], hists[key] = summarise(model, args.samples, args.target, template)
+        results[key], hists[key] = summarise(model, args.samples, args.target, fragment)
         t0 = time.perf_counter()
-        cfg = TrainConfig(steps=args.finetune_steps, batch_size=64, lr=args.finetune_lr,
-                          sc_weight=1.0)
-        fine_tune(model, energy, cfg, beta=args.beta, template=template)
+        cfg = TrainConfig(steps=args.finetune_steps, batch_size=args.batch_size,
+                          lr=args.finetune_lr, sc_weight=1.0, log_every=10)
+        fine_tune(model, energy, cfg, beta=args.beta, template=template, method=args.method)
         key = f"{label}: after"
-        results[key], hists[key] = summarise(model, args.samples, args.target, template)
+        results[key], hists[key] = summarise(model, args.samples, args.target, fragment)
         results[f"{label}: after"]["train_seconds"] = round(time.perf_counter() - t0, 1)
         write_report(out, args, results, hists)
 

@@ -17,7 +17,7 @@ from ..chem.molecules import (
     is_smiles_source,
     tokenizer_of,
 )
-from ..chem.tokenizers import make_template
+from ..chem.fragments import FragmentError
 from ..core import checkpoint as ckpt
 from ..core.config import PRESETS, NetworkConfig, TrainConfig, get_preset
 from ..core.data import DataError, load_token_file
@@ -25,7 +25,8 @@ from ..core.model import MaM, resolve_device
 from ..core.vocab import Vocabulary
 from ..training import CHECKPOINT_NAME, distill, train_arm, train_eb
 from ..training import distributed as dist
-from ..workflows.finetune import energy_run_info, fine_tune
+from ..workflows.finetune import METHODS, energy_run_info, fine_tune
+from ..workflows.generate import plan_design
 from .common import CLIError, add_common, load_token_text
 
 __all__ = ["add_parsers", "run_train_arm", "run_distill", "run_train_eb", "prepared_data"]
@@ -302,7 +303,10 @@ def _eb_template(args, model: MaM):
         tok = tokenizer_of(model)
         if tok is None:
             raise CLIError("--fragment needs a molecule model; use --template for token models")
-        return make_template(tok, args.fragment, start=args.start)
+        try:  # the Fine-tune page's plan: attachment points for fragment-block models
+            return plan_design(model, 1, args.fragment, args.start, seed=0).templates[0]
+        except FragmentError as err:
+            raise CLIError(f"--fragment: {err}") from None
     if args.template:
         return load_token_text(args.template, model, "--template")[0]
     return None
@@ -332,7 +336,7 @@ def run_train_eb(args) -> None:
     cfg = _train_config(args, args.preset)
     if init_model is not None:
         res = fine_tune(model, energy, cfg, beta=args.beta, template=template, prior=init_model,
-                        run_info=info, **_train_kwargs(args))
+                        method=args.method, run_info=info, **_train_kwargs(args))
         _report(res, f"fine-tuning (β={args.beta:g})")
     else:
         res = train_eb(model, energy, cfg, template=template, run_info=info, **_train_kwargs(args))
@@ -402,6 +406,11 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--beta", type=float, default=1.0,
                    help="with --init: weight β of the prior (0 = reward only)")
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="with --init: 'sampler' draws fresh molecules as the app does (left to "
+                        "right under the syntax constraint) and trains those conditionals; "
+                        "'chains' uses persistent block-Gibbs chains (the paper's); auto: sampler "
+                        "for SMILES and fragment-block models")
     p.add_argument("--fragment",
                    help="molecule models: SMILES fragment kept fixed (a fixed substructure)")
     p.add_argument("--start", type=int, default=0, help="position of the fragment's first token")

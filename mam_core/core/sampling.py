@@ -6,12 +6,16 @@ sampling costs one forward pass per filled position whatever the order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 
 from .orders import make_orders, restrict_order
 from .rng import make_generator
 
-__all__ = ["sample", "censor_and_resample", "fill_in_order", "fill_by_confidence", "DYNAMIC_ORDERS"]
+__all__ = ["sample", "sample_traced", "DrawTrace", "censor_and_resample", "fill_in_order",
+           "fill_by_confidence", "DYNAMIC_ORDERS"]
 
 
 #: Orders decided while sampling rather than drawn up front.
@@ -117,12 +121,15 @@ def fill_in_order(
     top_p: float = 1.0,
     constraint=None,
     bf16: bool = False,
+    trace: "DrawTrace | None" = None,
+    reference=None,
 ) -> torch.Tensor:
     """Fill positions ``seq[b, start[b] : start[b] + count[b]]`` of ``x`` one by one.
 
     The positions must already hold the mask id.  Rows with fewer positions to fill simply
     stop early; the number of network passes is ``max(count)``, each over the rows that still
-    have a choice to make.
+    have a choice to make.  With ``trace`` (see :func:`sample_traced`) the draw's own
+    log-probabilities are recorded, and ``reference``'s for the same tokens.
     """
     rows = torch.arange(x.shape[0], device=x.device)
     steps = int(count.max()) if count.numel() else 0
@@ -139,11 +146,22 @@ def fill_in_order(
             tok = torch.where(active & forced, allowed.float().argmax(dim=-1), tok)
             need = active & ~forced
         idx = need.nonzero().squeeze(1)
+        if trace is not None:
+            trace.step[rows[active], pos[active]] = t
+            if constraint is not None:
+                trace.allowed[rows[active], pos[active]] = allowed[active]
         if idx.numel():
             logits = _conditional(model, x[idx], bf16)[torch.arange(idx.numel()), pos[idx]]
             if constraint is not None:
                 logits = logits.masked_fill(~allowed[idx], float("-inf"))
             tok[idx] = _draw(logits, temperature, generator, top_p)  # (n_need,)
+            if trace is not None:
+                ref = None
+                if reference is not None:
+                    ref = _conditional(reference, x[idx], False)[torch.arange(idx.numel()), pos[idx]]
+                    if constraint is not None:
+                        ref = ref.masked_fill(~allowed[idx], float("-inf"))
+                trace.record(idx, pos[idx], tok[idx], logits, ref)
         x[rows, pos] = tok
         if trajectory is not None:
             trajectory.append(x.clone())
@@ -270,3 +288,89 @@ def censor_and_resample(
         return fill_in_order(model, x, seq, start, count, temperature, gen)
     finally:
         model.train(was_training)
+
+
+@dataclass
+class DrawTrace:
+    """What a policy gradient needs to know about an exact ancestral draw (:func:`sample_traced`).
+
+    Attributes:
+        log_q: ``(n,)`` log-probability of each row under the distribution it was drawn from
+            (the model's conditionals, renormalised by the constraint where there is one).
+        log_ref: ``(n,)`` the same for a reference model on the same tokens and constraint, or
+            ``None``.
+        step: ``(n, D)`` long, the step at which each position was filled; ``-1`` for
+            positions that were given (a template). The context of position ``d`` is every
+            position with a smaller step.
+        chosen: ``(n, D)`` bool, positions that were drawn from a real choice (not given, not
+            forced by the constraint): the terms of ``log_q`` that depend on the network.
+        allowed: ``(n, D, K)`` bool, the tokens the constraint allowed at each position (all
+            true without a constraint).
+    """
+
+    log_q: torch.Tensor
+    log_ref: torch.Tensor | None
+    step: torch.Tensor
+    chosen: torch.Tensor
+    allowed: torch.Tensor
+
+    @classmethod
+    def empty(cls, n: int, D: int, K: int, device, reference: bool) -> "DrawTrace":
+        z = torch.zeros(n, device=device)
+        return cls(z, z.clone() if reference else None,
+                   torch.full((n, D), -1, dtype=torch.long, device=device),
+                   torch.zeros(n, D, dtype=torch.bool, device=device),
+                   torch.ones(n, D, K, dtype=torch.bool, device=device))
+
+    def record(self, idx, pos, tok, logits, ref_logits) -> None:
+        col = tok[:, None]
+        self.log_q[idx] += F.log_softmax(logits.float(), dim=-1).gather(1, col).squeeze(1)
+        if self.log_ref is not None:
+            self.log_ref[idx] += F.log_softmax(ref_logits.float(), dim=-1).gather(1, col).squeeze(1)
+        self.chosen[idx, pos] = True
+
+    def context(self, x: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, mask_id: int):
+        """``(m, D)``: row ``rows[i]`` of ``x`` as it was just before ``pos[i]`` was drawn."""
+        visible = self.step[rows] < self.step[rows, pos][:, None]
+        return torch.where(visible, x[rows], mask_id)
+
+
+@torch.no_grad()
+def sample_traced(
+    model,
+    n: int,
+    order="l2r",
+    template: torch.Tensor | None = None,
+    constraint=None,
+    reference=None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, DrawTrace]:
+    """Exact draws from ``p_φ`` (temperature 1, no truncation) in a fixed ``order``, with their
+    :class:`DrawTrace`: each row's log-probability under the sampler and, when ``reference`` is
+    given, under the reference model's conditionals in the same order and constraint.
+
+    Policy-gradient fine-tuning needs both: the draw is the distribution being trained, and
+    ``log q − log q_ref`` is the exact log-ratio to the model it started from, at the cost of
+    one reference pass per sampling pass.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of samples, got {n}")
+    if isinstance(order, str) and order in DYNAMIC_ORDERS:
+        raise ValueError("a traced draw needs a fixed order (l2r, r2l, random or a permutation)")
+    dev = model.device
+    gen = make_generator(None, dev, generator)
+    x = model.empty(n) if template is None else model.check_input(template).expand(n, -1).clone()
+    trace = DrawTrace.empty(n, model.D, model.K, dev, reference is not None)
+    orders = make_orders(order, n, model.D, dev, gen)
+    seq, count = restrict_order(orders, x == model.mask_id)
+    modules = [model] + ([reference] if reference is not None else [])
+    was_training = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        x = fill_in_order(model, x, seq, torch.zeros_like(count), count, 1.0, gen, None, 1.0,
+                          constraint, False, trace, reference)
+    finally:
+        for m, flag in zip(modules, was_training):
+            m.train(flag)
+    return x, trace

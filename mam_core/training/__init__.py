@@ -7,7 +7,7 @@ in as callables ``x (B, D) -> log f(x) (B,)``.
 
 from .loop import TrainingDiverged, TrainResult, lr_factor, run_training
 from .state import CHECKPOINT_NAME, Checkpointer, StopFlag
-from .trainers import distill, train_arm, train_arm_eb, train_eb
+from .trainers import distill, train_arm, train_arm_eb, train_eb, train_policy
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -21,4 +21,5 @@ __all__ = [
     "train_arm",
     "train_arm_eb",
     "train_eb",
+    "train_policy",
 ]

@@ -1,6 +1,7 @@
 """The training modes, each a thin ``step_fn`` around :func:`~mam_core.training.loop.run_training`:
-AO-ARM stage 1, marginal distillation (stage 2), energy-based training, and the autoregressive
-energy-based baseline (ARM-EB) MaM is measured against.
+AO-ARM stage 1, marginal distillation (stage 2), energy-based training (persistent chains, or
+fresh exact draws of the sampler itself for fine-tuning), and the autoregressive energy-based
+baseline (ARM-EB) MaM is measured against.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import torch
 
 from ..core.config import TrainConfig
 from ..core.model import MaM
-from ..core.objectives import ao_arm_loss, arm_eb_loss, energy_based_loss, self_consistency_loss
-from ..core.sampling import censor_and_resample, sample
+from ..core.objectives import (LossOutput, ao_arm_loss, arm_eb_loss, energy_based_loss,
+                               policy_gradient_loss, self_consistency_loss)
+from ..core.sampling import censor_and_resample, sample, sample_traced
 from . import distributed as dist
 from .loop import TrainResult, run_training
 
-__all__ = ["train_arm", "distill", "train_eb", "train_arm_eb"]
+__all__ = ["train_arm", "distill", "train_eb", "train_policy", "train_arm_eb"]
 
 
 def _check_data(model: MaM, data: torch.Tensor) -> torch.Tensor:
@@ -130,6 +132,69 @@ def train_eb(
         return out
 
     return run_training(model, step_fn, cfg, "eb", state=state, **kw)
+
+
+def train_policy(
+    model: MaM,
+    log_f: Callable[[torch.Tensor], torch.Tensor],
+    cfg: TrainConfig,
+    order="l2r",
+    constraint=None,
+    template: torch.Tensor | None = None,
+    reference: MaM | None = None,
+    beta: float = 0.0,
+    positions_per_row: int = 4,
+    **kw,
+) -> TrainResult:
+    """Energy-based training of the sampler itself towards ``p* ∝ q_ref^β · f``.
+
+    Every step draws ``cfg.batch_size`` fresh, exact samples the way they will be used (a fixed
+    ``order`` under ``constraint``, e.g. left to right with a syntax), moves the conditionals by
+    :func:`~mam_core.core.objectives.policy_gradient_loss`, and keeps the marginal head on the
+    moving conditionals by self-consistency on the same samples (weight ``cfg.sc_weight``, φ
+    frozen in that term). Unlike :func:`train_eb`, no sample is ever drawn outside the
+    constraint, and the reward reaches the conditionals directly rather than through θ: this is
+    what keeps a pretrained molecule model valid while it moves. A step costs two sampling
+    passes per drawn position (model and reference) without gradients, plus two with.
+
+    Args:
+        log_f: callable ``(B, D) ids -> (B,)`` finite log f(x).
+        constraint: ``constraint(x, pos, mask_id) -> (n, K) bool`` (see
+            :func:`mam_core.core.sampling.sample`).
+        template: ``(D,)`` ids with the mask id at free positions (a fixed substructure).
+        reference: the frozen model the run started from; required when ``beta > 0``.
+        beta: weight of ``log q_ref`` in the target (0 = reward only).
+    """
+    beta = float(beta)
+    if not beta >= 0.0 or beta == float("inf"):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    if beta > 0 and reference is None:
+        raise ValueError("beta > 0 needs the reference model")
+    if reference is not None and (reference.D != model.D or reference.K != model.K):
+        raise ValueError(f"the reference has D={reference.D}, K={reference.K} but the model has "
+                         f"D={model.D}, K={model.K}")
+    frozen = None
+    if template is not None:
+        template = model.check_input(template)[0]
+        frozen = template != model.mask_id
+    ref = reference if beta > 0 else None
+
+    def step_fn(step, gen):
+        x, trace = sample_traced(model, dist.local_batch(cfg.batch_size), order, template,
+                                 constraint, ref, gen)
+        with torch.no_grad():
+            lf = torch.as_tensor(log_f(x), dtype=torch.float32, device=model.device)
+        if lf.shape != (x.shape[0],):
+            raise ValueError(f"the energy must return shape ({x.shape[0]},), got "
+                             f"{tuple(lf.shape)}")
+        pg = policy_gradient_loss(model, x, trace, lf, beta, positions_per_row, gen)
+        sc, _, _ = self_consistency_loss(model, x, gen, train_conditional=False, frozen=frozen)
+        loss = pg.loss + cfg.sc_weight * sc.loss
+        metrics = {**pg.metrics, **sc.metrics, "loss": float(loss.detach())}
+        metrics.update(getattr(log_f, "last_metrics", None) or {})
+        return LossOutput(loss, metrics)
+
+    return run_training(model, step_fn, cfg, "policy", **kw)
 
 
 def train_arm_eb(

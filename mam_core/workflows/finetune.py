@@ -6,11 +6,20 @@ moving towards the reward, so fine-tuning tilts the pretrained model itself:
 
     log p*(x) = β · log p_prior(x) + log f(x)
 
-with ``log p_prior`` the frozen pretrained MaM's one-pass marginal (one network pass per batch,
-which is what keeps fine-tuning cheap; an autoregressive prior would need D passes). ``β = 0`` is
-pure reward, large ``β`` stays at the prior. Optimisation is the ordinary energy-based objective
-(:func:`mam_core.training.trainers.train_eb`), so fixed substructures, checkpoints, resume and stop
-work the same way.
+``β = 0`` is pure reward, large ``β`` stays at the prior. Two ways to optimise it:
+
+* ``"sampler"`` (SMILES and fragment-block models, the default there): every step draws fresh
+  molecules exactly as the app does (left to right under the syntax constraint) and moves those
+  conditionals by REINFORCE (:func:`mam_core.training.trainers.train_policy`), with
+  ``log p_prior`` the pretrained sampler's own log-probability of the same draws; the marginal
+  head follows by self-consistency. Persistent random-order chains of these models are mostly
+  strings that are not molecules, and training on them destroyed a pretrained model within
+  30 steps (validity 0.87 → 0.78, quality 0.59 → 0.34 at learning rate 1e-4).
+* ``"chains"`` (SELFIES and token models, the paper's setting): persistent block-Gibbs chains and
+  REINFORCE on the one-pass marginal (:func:`mam_core.training.trainers.train_eb`), with
+  ``log p_prior`` the frozen prior's marginal: one network pass per batch.
+
+Fixed substructures, checkpoints, resume and stop work the same way in both.
 """
 
 from __future__ import annotations
@@ -21,11 +30,17 @@ from typing import Callable
 
 import torch
 
+from ..chem.grammar import grammar_for
+from ..chem.molecules import tokenizer_of
 from ..core.config import TrainConfig
 from ..core.model import MaM
-from ..training import TrainResult, train_eb
+from ..training import TrainResult, train_eb, train_policy
+from .generate import default_order
 
-__all__ = ["PriorTiltedTarget", "fine_tune", "energy_run_info"]
+__all__ = ["PriorTiltedTarget", "fine_tune", "fine_tune_method", "energy_run_info", "METHODS"]
+
+#: the ways :func:`fine_tune` can optimise (see the module docstring)
+METHODS = ("auto", "sampler", "chains")
 
 
 class PriorTiltedTarget:
@@ -70,6 +85,31 @@ def energy_run_info(energy) -> dict:
     return info
 
 
+class LoggedReward:
+    """``log f`` as given, with the batch mean and spread kept in ``last_metrics`` for the log."""
+
+    def __init__(self, energy: Callable[[torch.Tensor], torch.Tensor]):
+        self.energy = energy
+        self.last_metrics: dict[str, float] = {}
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        log_f = torch.as_tensor(self.energy(x), dtype=torch.float32, device=x.device)
+        self.last_metrics = {"reward_mean": float(log_f.mean()),
+                             "reward_std": float(log_f.std()) if log_f.numel() > 1 else 0.0}
+        return log_f
+
+
+def fine_tune_method(model: MaM, method: str = "auto") -> str:
+    """``"sampler"`` for models the app samples under a syntax constraint, else ``"chains"``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown fine-tuning method {method!r}; valid: {list(METHODS)}")
+    if method != "auto":
+        return method
+    tok = tokenizer_of(model)
+    return "sampler" if tok is not None and grammar_for(tok) is not None else "chains"
+
+
 def fine_tune(
     model: MaM,
     energy: Callable[[torch.Tensor], torch.Tensor],
@@ -77,6 +117,7 @@ def fine_tune(
     beta: float = 1.0,
     template: torch.Tensor | None = None,
     prior: MaM | None = None,
+    method: str = "auto",
     **kw,
 ) -> TrainResult:
     """Fine-tune ``model`` in place towards ``p_prior^β · f``.
@@ -87,16 +128,26 @@ def fine_tune(
         template: ``(D,)`` ids with the mask id at free positions; the rest is a fixed substructure.
         prior: the pretrained model (default: a frozen copy of ``model`` as it is now; pass it
             explicitly when ``model`` is a resumed, already fine-tuned run).
-        **kw: passed to :func:`mam_core.training.trainers.train_eb` (``out_dir``, ``resume``,
-            ``stop_file``, ``on_log``, ``progress``, ...).
+        method: ``"auto"``, ``"sampler"`` or ``"chains"`` (see the module docstring).
+        **kw: passed to the trainer (``out_dir``, ``resume``, ``stop_file``, ``on_log``,
+            ``progress``, ...).
     """
     if prior is None:
         prior = copy.deepcopy(model)
     elif prior.D != model.D or prior.K != model.K:
         raise ValueError(f"the prior has D={prior.D}, K={prior.K} but the model has D={model.D}, "
                          f"K={model.K}")
-    target = PriorTiltedTarget(prior, energy, beta)
+    method = fine_tune_method(model, method)
     info = {**energy_run_info(energy), **(kw.pop("run_info", None) or {})}
-    info["beta"] = target.beta
     info["fine_tuned"] = True
+    info["method"] = method
+    if method == "sampler":
+        order = default_order(model)
+        info["beta"] = float(beta)
+        info["order"] = order
+        return train_policy(model, LoggedReward(energy), cfg, order=order,
+                            constraint=grammar_for(tokenizer_of(model)), template=template,
+                            reference=prior.eval(), beta=beta, run_info=info, **kw)
+    target = PriorTiltedTarget(prior, energy, beta)
+    info["beta"] = target.beta
     return train_eb(model, target, cfg, template=template, run_info=info, **kw)
