@@ -135,7 +135,8 @@ def main() -> None:
         results[key], hists[key] = summarise(model, args.samples, args.target, fragment)
         t0 = time.perf_counter()
         cfg = TrainConfig(steps=args.finetune_steps, batch_size=args.batch_size,
-                          lr=args.finetune_lr, sc_weight=1.0, log_every=10)
+                          lr=args.finetune_lr, sc_weight=1.0, log_every=10,
+                          warmup=min(10, args.finetune_steps // 10))
         fine_tune(model, energy, cfg, beta=args.beta, template=template, method=args.method)
         key = f"{label}: after"
         results[key], hists[key] = summarise(model, args.samples, args.target, fragment)

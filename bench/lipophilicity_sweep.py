@@ -48,6 +48,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, nargs="+", default=[1e-3])
     p.add_argument("--beta", type=float, nargs="+", default=[1.0])
     p.add_argument("--tau", type=float, nargs="+", default=[1.0])
+    p.add_argument("--positions", type=int, default=None,
+                   help="sampler method: positions per molecule in the policy gradient "
+                        "(default: the trainer's)")
     p.add_argument("--warmup", type=int, default=10, help="linear learning-rate warm-up steps")
     p.add_argument("--target", type=float, default=-4.0)
     p.add_argument("--samples", type=int, default=500)
@@ -74,7 +77,9 @@ def main() -> None:
         cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=lr, sc_weight=1.0,
                           warmup=args.warmup, log_every=10)
         t0 = time.perf_counter()
-        fine_tune(model, energy, cfg, beta=beta, method=method, progress=False)
+        extra = {"positions_per_row": args.positions} if args.positions and method == "sampler" \
+            else {}
+        fine_tune(model, energy, cfg, beta=beta, method=method, progress=False, **extra)
         sec = (time.perf_counter() - t0) / args.steps
         r, _ = summarise(model, args.samples, args.target)
         keep({"method": method, "lr": lr, "beta": beta, "tau": tau, **r, "sec_per_step": sec})

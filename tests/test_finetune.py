@@ -115,3 +115,41 @@ def test_cli_rejects_bad_energy_input(tmp_path, capsys):
     assert "SMARTS" in capsys.readouterr().err
     assert main(["train-eb", "--energy", "qed", "--energy-params", "[1]", "--out",
                  str(tmp_path / "y")]) == 2
+
+
+def test_fragment_block_models_fine_tune_the_sampler_and_stay_in_the_syntax():
+    """SMILES / fragment-block models fine-tune the left-to-right sampler under the syntax
+    constraint (their random-order chains are mostly not molecules); SELFIES keep the chains."""
+    from mam_core.chem.grammar import grammar_for
+    from mam_core.chem.moses import load_moses
+    from mam_core.chem.tokenizers import SafeTokenizer
+    from mam_core.workflows.finetune import fine_tune_method
+
+    safe_tok = SafeTokenizer.build(load_moses("train")[:200], max_length=40, drop_long=True)
+    torch.manual_seed(0)
+    model = MaM(NetworkConfig(D=safe_tok.D, K=safe_tok.K, arch="mlp", hidden=64, n_layers=2),
+                safe_tok.vocab)
+    attach_tokenizer(model, safe_tok)
+    assert fine_tune_method(model) == "sampler"
+    assert fine_tune_method(_model(SelfiesTokenizer.build(SMILES, max_length=20))) == "chains"
+    with pytest.raises(ValueError, match="method"):
+        fine_tune_method(model, "gibbs")
+
+    grammar = grammar_for(safe_tok)
+    drawn = []
+    energy = get_energy("qed", tokenizer=safe_tok, tau=0.1)
+
+    def spy(x):
+        drawn.append(x.clone())
+        return energy(x)
+
+    spy.name = "qed"
+    res = fine_tune(model, spy, TrainConfig(steps=3, batch_size=8, lr=1e-4), beta=1.0,
+                    progress=False)
+    assert res.step == 3 and model.metadata["training"][-1]["method"] == "sampler"
+    x = torch.cat(drawn)  # every training molecule was drawn under the constraint
+    for row in x:
+        cur = torch.full((1, safe_tok.D), model.mask_id)
+        for d in range(safe_tok.D):
+            assert grammar(cur, torch.tensor([d]), model.mask_id)[0, row[d]], (row, d)
+            cur[0, d] = row[d]

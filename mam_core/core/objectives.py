@@ -209,7 +209,7 @@ def policy_gradient_loss(
     trace,
     log_f: torch.Tensor,
     beta: float = 0.0,
-    positions_per_row: int = 4,
+    positions_per_row: int = 16,
     generator: torch.Generator | None = None,
 ) -> LossOutput:
     """REINFORCE for ``KL(q ‖ p*)``, ``p* ∝ q_ref^β · f``, where ``q`` is the sampler that drew

@@ -143,7 +143,7 @@ def train_policy(
     template: torch.Tensor | None = None,
     reference: MaM | None = None,
     beta: float = 0.0,
-    positions_per_row: int = 4,
+    positions_per_row: int = 16,
     **kw,
 ) -> TrainResult:
     """Energy-based training of the sampler itself towards ``p* ∝ q_ref^β · f``.
@@ -164,6 +164,10 @@ def train_policy(
         template: ``(D,)`` ids with the mask id at free positions (a fixed substructure).
         reference: the frozen model the run started from; required when ``beta > 0``.
         beta: weight of ``log q_ref`` in the target (0 = reward only).
+        positions_per_row: conditionals per molecule in the gradient estimate; fewer is
+            cheaper but noisier (fine-tuning the default model towards logP −4 for 30 steps:
+            4 positions left logP where it was and lowered quality 0.82 → 0.57; 16 moved logP
+            2.6 → 1.7 at quality 0.76; ``bench/lipophilicity_sweep.py --positions``).
     """
     beta = float(beta)
     if not beta >= 0.0 or beta == float("inf"):
