@@ -153,3 +153,27 @@ def test_fragment_block_models_fine_tune_the_sampler_and_stay_in_the_syntax():
         for d in range(safe_tok.D):
             assert grammar(cur, torch.tensor([d]), model.mask_id)[0, row[d]], (row, d)
             cur[0, d] = row[d]
+
+
+def test_cli_fine_tunes_a_fragment_block_model_gently_by_default(tmp_path):
+    """Without --lr / --batch-size, `train-eb --init` on a fragment-block model uses the sampler
+    settings (the lattice preset's 1e-3 destroys a pretrained molecule model)."""
+    from mam_core.chem.moses import load_moses
+    from mam_core.chem.tokenizers import SafeTokenizer
+    from mam_core.cli import main
+    from mam_core.core import checkpoint as ckpt
+    from mam_core.cli.train import SAMPLER_DEFAULTS
+
+    safe_tok = SafeTokenizer.build(load_moses("train")[:200], max_length=40, drop_long=True)
+    model = MaM(NetworkConfig(D=safe_tok.D, K=safe_tok.K, arch="mlp", hidden=32, n_layers=1),
+                safe_tok.vocab)
+    attach_tokenizer(model, safe_tok)
+    init = tmp_path / "prior.pt"
+    ckpt.save(model, init)
+    rc = main(["train-eb", "--energy", "qed", "--init", str(init), "--steps", "2",
+               "--fragment", "[*]c1ccccc1", "--out", str(tmp_path / "ft"), "--no-progress"])
+    assert rc in (0, None)
+    rec = ckpt.load(tmp_path / "ft" / "checkpoint.pt").metadata["training"][-1]
+    assert rec["method"] == "sampler" and rec["config"]["steps"] == 2
+    for key in ("lr", "batch_size", "warmup", "sc_weight"):
+        assert rec["config"][key] == SAMPLER_DEFAULTS[key], key

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from ..core.model import MaM, resolve_device
 from ..core.vocab import Vocabulary
 from ..training import CHECKPOINT_NAME, distill, train_arm, train_eb
 from ..training import distributed as dist
-from ..workflows.finetune import METHODS, energy_run_info, fine_tune
+from ..workflows.finetune import METHODS, energy_run_info, fine_tune, fine_tune_method
 from ..workflows.generate import plan_design
 from .common import CLIError, add_common, load_token_text
 
@@ -312,6 +313,10 @@ def _eb_template(args, model: MaM):
     return None
 
 
+#: train-eb settings for fine-tuning with the sampler method where none are given
+SAMPLER_DEFAULTS = {"steps": 100, "batch_size": 32, "lr": 1e-4, "warmup": 10, "sc_weight": 1.0}
+
+
 def run_train_eb(args) -> None:
     device = resolve_device(args.device)
     init_model = ckpt.load(args.init, device) if args.init else None
@@ -334,6 +339,12 @@ def run_train_eb(args) -> None:
                        f"K={energy.K}")
     template = _eb_template(args, model)
     cfg = _train_config(args, args.preset)
+    if init_model is not None and fine_tune_method(init_model, args.method) == "sampler":
+        # the preset's settings are for chains on small lattices; fresh molecules each step
+        # need a gentler start (docs/lipophilicity)
+        given = {k: getattr(args, k, None) for k in SAMPLER_DEFAULTS}
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in SAMPLER_DEFAULTS.items()
+                                          if given[k] is None})
     if init_model is not None:
         res = fine_tune(model, energy, cfg, beta=args.beta, template=template, prior=init_model,
                         method=args.method, run_info=info, **_train_kwargs(args))
