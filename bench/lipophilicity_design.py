@@ -33,8 +33,8 @@ from mam_core.core.checkpoint import load
 from mam_core.core.config import TrainConfig
 from mam_core.paths import default_model_path
 from mam_core.training import train_eb
-from mam_core.workflows.finetune import fine_tune, fine_tune_method
-from mam_core.workflows.generate import generate_molecules, plan_design, recommended_sampling
+from mam_core.workflows.finetune import METHODS, fine_tune, fine_tune_method, fine_tune_template
+from mam_core.workflows.generate import generate_molecules, recommended_sampling
 
 
 def summarise(model: MaM, n: int, target: float, fragment: str | None = None,
@@ -54,11 +54,6 @@ def summarise(model: MaM, n: int, target: float, fragment: str | None = None,
         "mean_QED": float(np.nanmean(table["QED"].to_numpy(dtype=float))),
         "quality": drug_like_quality(smiles),
     }, logp
-
-
-def fine_tune_template(model: MaM, fragment: str | None):
-    """The Fine-tune page's fixed substructure for ``fragment`` (None: de novo)."""
-    return plan_design(model, 1, fragment, 0, seed=0).templates[0] if fragment else None
 
 
 def write_report(out: Path, args, results: dict, hists: dict) -> str:
@@ -110,7 +105,7 @@ def main() -> None:
     p.add_argument("--scratch-lr", type=float, default=1e-3)
     p.add_argument("--finetune-lr", type=float, default=3e-4)
     p.add_argument("--batch-size", type=int, default=32, help="fine-tuning batch")
-    p.add_argument("--method", default="auto", choices=["auto", "sampler", "chains"],
+    p.add_argument("--method", default="auto", choices=METHODS,
                    help="fine-tuning method (auto: sampler for SMILES and fragment-block models)")
     p.add_argument("--fragment", default="[*]c1ccccc1")
     p.add_argument("--samples", type=int, default=1000)

@@ -29,7 +29,7 @@ from mam_core.chem.molecules import tokenizer_of  # noqa: E402
 from mam_core.core.checkpoint import load  # noqa: E402
 from mam_core.core.config import TrainConfig  # noqa: E402
 from mam_core.paths import default_model_path  # noqa: E402
-from mam_core.workflows.finetune import fine_tune  # noqa: E402
+from mam_core.workflows.finetune import METHODS, fine_tune  # noqa: E402
 
 COLUMNS = ("method", "lr", "beta", "tau", "mean_logP", "within_0.5", "validity", "uniqueness",
            "mean_QED", "quality", "sec_per_step")
@@ -44,7 +44,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--method", nargs="+", default=["sampler"], choices=["sampler", "chains"])
+    p.add_argument("--method", nargs="+", default=["sampler"],
+                   choices=[m for m in METHODS if m != "auto"])
     p.add_argument("--lr", type=float, nargs="+", default=[1e-3])
     p.add_argument("--beta", type=float, nargs="+", default=[1.0])
     p.add_argument("--tau", type=float, nargs="+", default=[1.0])

@@ -17,9 +17,9 @@ from app.resources import current_model_name, require_molecule_model
 from energies import RewardSpec, build_reward
 from energies.spec import parse_reward_spec
 from mam_core.core.config import TrainConfig
-from mam_core.workflows.finetune import fine_tune, fine_tune_method
+from mam_core.workflows.finetune import fine_tune, fine_tune_method, fine_tune_template
 from mam_core.workflows.model_store import ModelStoreError, save_model
-from mam_core.workflows.generate import generate_molecules, plan_design
+from mam_core.workflows.generate import generate_molecules
 from mam_core.chem.tokenizers import TokenizationError
 
 REWARDS = {
@@ -196,11 +196,7 @@ if start_clicked:
         energy = build_reward(spec, tokenizer=tok)
         # the same plan as the Design page: fixed blocks for fragment-block models (new atoms
         # only at the attachment points), a capped fragment at `start` for SELFIES / SMILES
-        template = (
-            plan_design(model, 1, fragment.strip(), int(start), seed=0).templates[0]
-            if fragment.strip()
-            else None
-        )
+        template = fine_tune_template(model, fragment.strip(), int(start))
     except (TokenizationError, ValueError) as err:
         st.error(f"Cannot start: {err}")
     else:

@@ -26,8 +26,8 @@ from ..core.model import MaM, resolve_device
 from ..core.vocab import Vocabulary
 from ..training import CHECKPOINT_NAME, distill, train_arm, train_eb
 from ..training import distributed as dist
-from ..workflows.finetune import METHODS, energy_run_info, fine_tune, fine_tune_method
-from ..workflows.generate import plan_design
+from ..workflows.finetune import (METHODS, energy_run_info, fine_tune, fine_tune_method,
+                                  fine_tune_template)
 from .common import CLIError, add_common, load_token_text
 
 __all__ = ["add_parsers", "run_train_arm", "run_distill", "run_train_eb", "prepared_data"]
@@ -305,7 +305,7 @@ def _eb_template(args, model: MaM):
         if tok is None:
             raise CLIError("--fragment needs a molecule model; use --template for token models")
         try:  # the Fine-tune page's plan: attachment points for fragment-block models
-            return plan_design(model, 1, args.fragment, args.start, seed=0).templates[0]
+            return fine_tune_template(model, args.fragment, args.start)
         except FragmentError as err:
             raise CLIError(f"--fragment: {err}") from None
     if args.template:

@@ -180,22 +180,25 @@ def reinforce_kl(logp: torch.Tensor, log_f: torch.Tensor) -> LossOutput:
 
     ``r = stopgrad(log p − log f)`` standardised over the batch; the loss is ``mean(r·log p)``.
     """
+    r = (logp - log_f).detach()  # (B,)
+    r_std, metrics = _standardised(r, log_f)
+    loss = (r_std * logp).mean()
+    return LossOutput(loss, {"loss": float(loss.detach()), **metrics,
+                             "log_p_mean": float(logp.detach().mean())})
+
+
+def _standardised(r: torch.Tensor, log_f: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """REINFORCE advantages: ``r = log q − log p*`` standardised over the batch (every rank's
+    samples under torchrun), once the energy's values are checked finite; plus the metrics
+    every energy-based loss logs."""
     if not torch.isfinite(log_f).all():
         bad = int((~torch.isfinite(log_f)).sum())
         raise ValueError(f"the energy returned {bad} non-finite values (NaN/inf); energies must be "
                          "finite")
-    r = (logp - log_f).detach()  # (B,)
-    mean, std = global_mean_std(r)  # over every rank's samples under torchrun
-    r_std = (r - mean) / (std + 1e-8)
-    loss = (r_std * logp).mean()
-    return LossOutput(loss, {
-        "loss": float(loss.detach()),
-        "kl_minus_logz": float(r.mean()),
-        "log_f_mean": float(log_f.mean()),
-        "log_f_std": float(log_f.std()) if log_f.numel() > 1 else 0.0,
-        "log_p_mean": float(logp.detach().mean()),
-    })
-
+    mean, std = global_mean_std(r)
+    metrics = {"kl_minus_logz": float(r.mean()), "log_f_mean": float(log_f.mean()),
+               "log_f_std": float(log_f.std()) if log_f.numel() > 1 else 0.0}
+    return (r - mean) / (std + 1e-8), metrics
 
 def arm_eb_loss(model, x: torch.Tensor, log_f: torch.Tensor,
                 chunk: int | None = None) -> LossOutput:
@@ -228,20 +231,13 @@ def policy_gradient_loss(
     """
     if beta > 0 and trace.log_ref is None:
         raise ValueError("beta > 0 needs a draw traced with a reference model")
-    if not torch.isfinite(log_f).all():
-        bad = int((~torch.isfinite(log_f)).sum())
-        raise ValueError(f"the energy returned {bad} non-finite values (NaN/inf); energies must be "
-                         "finite")
     log_q = trace.log_q
     r = log_q - log_f
     if beta > 0:
         r = r - beta * trace.log_ref
-    mean, std = global_mean_std(r)
-    adv = (r - mean) / (std + 1e-8)  # (B,)
+    adv, metrics = _standardised(r, log_f)  # (B,)
     n_chosen = trace.chosen.sum(dim=1)  # (B,)
-    metrics = {"kl_minus_logz": float(r.mean()), "log_f_mean": float(log_f.mean()),
-               "log_f_std": float(log_f.std()) if log_f.numel() > 1 else 0.0,
-               "log_q_mean": float(log_q.mean())}
+    metrics["log_q_mean"] = float(log_q.mean())
     if beta > 0:
         metrics["log_ref_mean"] = float(trace.log_ref.mean())
     if not bool((n_chosen > 0).any()):  # nothing was drawn: no gradient, but a graph for the loop

@@ -41,6 +41,15 @@ def _data_batches(data: torch.Tensor, n: int, seed: int) -> Callable[[int], torc
     return get
 
 
+@torch.no_grad()
+def _energy_of(log_f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``log f(x)`` as a float32 ``(B,)`` tensor on ``x``'s device; a wrong shape is refused."""
+    lf = torch.as_tensor(log_f(x), dtype=torch.float32, device=x.device)
+    if lf.shape != (x.shape[0],):
+        raise ValueError(f"the energy must return shape ({x.shape[0]},), got {tuple(lf.shape)}")
+    return lf
+
+
 def _chain_generator(model: MaM, cfg: TrainConfig) -> torch.Generator:
     gen0 = torch.Generator(device=model.device)
     gen0.manual_seed(dist.rank_seed(cfg.seed + 1))
@@ -121,11 +130,7 @@ def train_eb(
         chains = censor_and_resample(model, state["chains"], cfg.gibbs_k, frozen=frozen,
                                      generator=gen)
         state["chains"].copy_(chains)
-        with torch.no_grad():
-            lf = torch.as_tensor(log_f(chains), dtype=torch.float32, device=model.device)
-        if lf.shape != (chains.shape[0],):
-            raise ValueError(f"the energy must return shape ({chains.shape[0]},), got "
-                             f"{tuple(lf.shape)}")
+        lf = _energy_of(log_f, chains)
         out = energy_based_loss(model, chains, lf, cfg.sc_weight, gen, frozen)
         # e.g. the raw reward when fine-tuning
         out.metrics.update(getattr(log_f, "last_metrics", None) or {})
@@ -186,11 +191,7 @@ def train_policy(
     def step_fn(step, gen):
         x, trace = sample_traced(model, dist.local_batch(cfg.batch_size), order, template,
                                  constraint, ref, gen)
-        with torch.no_grad():
-            lf = torch.as_tensor(log_f(x), dtype=torch.float32, device=model.device)
-        if lf.shape != (x.shape[0],):
-            raise ValueError(f"the energy must return shape ({x.shape[0]},), got "
-                             f"{tuple(lf.shape)}")
+        lf = _energy_of(log_f, x)
         pg = policy_gradient_loss(model, x, trace, lf, beta, positions_per_row, gen)
         sc, _, _ = self_consistency_loss(model, x, gen, train_conditional=False, frozen=frozen)
         loss = pg.loss + cfg.sc_weight * sc.loss

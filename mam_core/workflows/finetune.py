@@ -35,9 +35,10 @@ from ..chem.molecules import tokenizer_of
 from ..core.config import TrainConfig
 from ..core.model import MaM
 from ..training import TrainResult, train_eb, train_policy
-from .generate import default_order
+from .generate import default_order, plan_design
 
-__all__ = ["PriorTiltedTarget", "fine_tune", "fine_tune_method", "energy_run_info", "METHODS"]
+__all__ = ["PriorTiltedTarget", "fine_tune", "fine_tune_method", "fine_tune_template",
+           "energy_run_info", "METHODS"]
 
 #: the ways :func:`fine_tune` can optimise (see the module docstring)
 METHODS = ("auto", "sampler", "chains")
@@ -63,13 +64,10 @@ class PriorTiltedTarget:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        log_f = torch.as_tensor(self.energy(x), dtype=torch.float32, device=x.device)
+        reward = LoggedReward(self.energy)
+        log_f = reward(x)
         log_prior = self.prior.log_marginal(x).float()
-        self.last_metrics = {
-            "reward_mean": float(log_f.mean()),
-            "reward_std": float(log_f.std()) if log_f.numel() > 1 else 0.0,
-            "prior_log_p_mean": float(log_prior.mean()),
-        }
+        self.last_metrics = {**reward.last_metrics, "prior_log_p_mean": float(log_prior.mean())}
         return self.beta * log_prior + log_f
 
 
@@ -110,6 +108,17 @@ def fine_tune_method(model: MaM, method: str = "auto") -> str:
     return "sampler" if tok is not None and grammar_for(tok) is not None else "chains"
 
 
+def fine_tune_template(model: MaM, fragment: str | None, start: int = 0):
+    """The fixed substructure for ``fragment`` (``None`` or empty: de novo), planned as the
+    Design page plans it: new atoms only at attachment points on fragment-block models, the
+    capped fragment at ``start`` on SELFIES / SMILES models.
+
+    Raises:
+        FragmentError: the fragment cannot be used with this model.
+    """
+    return plan_design(model, 1, fragment, start, seed=0).templates[0] if fragment else None
+
+
 def fine_tune(
     model: MaM,
     energy: Callable[[torch.Tensor], torch.Tensor],
@@ -147,7 +156,7 @@ def fine_tune(
         info["order"] = order
         return train_policy(model, LoggedReward(energy), cfg, order=order,
                             constraint=grammar_for(tokenizer_of(model)), template=template,
-                            reference=prior.eval(), beta=beta, run_info=info, **kw)
+                            reference=prior, beta=beta, run_info=info, **kw)
     target = PriorTiltedTarget(prior, energy, beta)
     info["beta"] = target.beta
     return train_eb(model, target, cfg, template=template, run_info=info, **kw)
