@@ -288,6 +288,7 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
     assert "RDKit cannot parse" in table.loc[2, "error"]
     # both timed (the speed ratio itself is measured in bench/marginal_speed.py, not here)
     assert result.seconds_arm is not None
+    assert result.n_arm == 4 and result.seconds_mam_arm_rows == result.seconds_mam
     assert result.speedup == pytest.approx(result.seconds_arm / result.seconds_mam)
     assert at.warning and "could not be scored" in at.warning[0].value
     assert len(at.get("plotly_chart")) >= 2  # the scatter and the partial-molecule heatmap

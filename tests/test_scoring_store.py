@@ -122,3 +122,20 @@ def test_import_model_checks_size_and_safety(mol_model, tmp_path):
         import_model("evil.pt", buf.getvalue())
     assert sorted(p.name
                   for p in path.parent.iterdir()) == ["evil_name.pt"]  # nothing half-written left
+
+
+def test_arm_limit_scores_the_first_rows_and_times_them_side_by_side(mol_model):
+    smiles = ["CCO", "nope", "c1ccccc1", "CCN", "CC(=O)Oc1ccccc1C(=O)O"]
+    full = score_molecules(mol_model, smiles, with_arm=True, num_orders=1)
+    res = score_molecules(mol_model, smiles, with_arm=True, num_orders=1, arm_limit=2)
+    t = res.table
+    assert res.n_scored == 4 and res.n_arm == 2
+    # AO-ARM on the first two scored rows (input rows 0 and 2), the same values as unlimited
+    assert t["log_p_arm"].notna().tolist() == [True, False, True, False, False]
+    assert np.allclose(t["log_p_arm"].to_numpy()[[0, 2]],
+                       full.table["log_p_arm"].to_numpy()[[0, 2]], atol=1e-5)
+    assert np.allclose(t["log_p_mam"].to_numpy(), full.table["log_p_mam"].to_numpy(),
+                       equal_nan=True, atol=1e-6)
+    assert res.speedup == pytest.approx(res.seconds_arm / res.seconds_mam_arm_rows)
+    plain = score_molecules(mol_model, smiles, with_arm=False, arm_limit=2)
+    assert plain.n_arm == 0 and plain.speedup is None and plain.table["log_p_arm"].isna().all()

@@ -35,8 +35,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..chem import encoding_pool
 from ..chem.molecules import tokenizer_of
-from ..core.model import MaM, bf16_is_native
+from ..core.model import MaM, bf16_is_native, scoring_batch_size
 
 __all__ = [
     "SCORES",
@@ -132,7 +133,8 @@ def _blocks(row: list[int], dot: int, pad: int) -> list[tuple[int, int]]:
 
 
 def _fragment_surprise(model: MaM, tok, ids: torch.Tensor, log_p: np.ndarray,
-                       batch_size: int, bf16: bool | None) -> tuple[np.ndarray, list[str]]:
+                       batch_size: int | None, bf16: bool | None
+                       ) -> tuple[np.ndarray, list[str]]:
     """Per row: the largest ``(log p(x with block b masked) − log p(x)) / √|b|`` over its
     blocks, and that block's SMILES; one marginal per block, in batches."""
     from ..chem.safe import block_smiles
@@ -167,7 +169,8 @@ def _fragment_surprise(model: MaM, tok, ids: torch.Tensor, log_p: np.ndarray,
 
 @torch.no_grad()
 def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
-               batch_size: int = 512, bf16: bool | None = False, fragments: bool = False) -> _Raw:
+               batch_size: int | None = None, bf16: bool | None = False,
+               fragments: bool = False) -> _Raw:
     """One-pass log-likelihoods plus what the size corrections need (``bf16``: see
     :func:`_log_marginals`); ``fragments`` adds the worst block's surprise (fragment-block
     models only, one more pass per block)."""
@@ -176,7 +179,8 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
         raise ValueError("outlier scores need a molecule model; the selected model has no "
                          "molecule tokenizer")
     model.eval()
-    enc = tok.encode_filtered(list(smiles))
+    smiles = list(smiles)
+    enc = tok.encode_filtered(smiles, pool=encoding_pool.pool_for(len(smiles)))
     n = len(smiles)
     log_p, n_tok, log_q = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     errors = [""] * n
@@ -247,7 +251,8 @@ def calibrate(
     tok = tokenizer_of(model)
     if tok is None:
         raise ValueError("calibration needs a molecule model")
-    enc = tok.encode_filtered(list(train_smiles))
+    train_smiles = list(train_smiles)
+    enc = tok.encode_filtered(train_smiles, pool=encoding_pool.pool_for(len(train_smiles)))
     if len(enc.kept) < 100:
         raise ValueError(f"only {len(enc.kept)} of the training molecules could be encoded; need "
                          "at least 100")
@@ -276,7 +281,7 @@ def calibrate(
         # need hundreds, not thousands)
         # (the molecules' own log p is already in ``raw``, row for row with ``enc.ids``)
         surprise, _ = _fragment_surprise(model, tok, enc.ids[:n_fragment],
-                                         raw.log_p[:n_fragment], 512, None)
+                                         raw.log_p[:n_fragment], None, None)
         per_token = named["per_token"]
         cal.score_stats = {
             "per_token": [float(per_token.mean()), float(max(per_token.std(), 1e-6))],
@@ -320,14 +325,17 @@ def _training_partials(tok, ids: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int = 512,
+def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int | None = None,
                    bf16: bool | None = None) -> np.ndarray:
     """One-pass ``log p(x_S)`` of every row, in batches; ``bf16=None``: the bfloat16 trunk
     where the hardware runs it natively (the screening precision)."""
     if bf16 is None:
         bf16 = bf16_is_native(model.device)
+    if batch_size is None:
+        batch_size = scoring_batch_size(model.device)
     return torch.cat([model.log_marginal(b.to(model.device), bf16=bf16)
                       for b in x.split(batch_size)]).double().cpu().numpy()
+
 
 
 def _partial_lr(x: torch.Tensor, lp: np.ndarray, background: np.ndarray, K: int) -> np.ndarray:

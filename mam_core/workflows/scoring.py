@@ -15,13 +15,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..chem import encoding_pool
 from ..chem.molecules import tokenizer_of
 from ..chem.smiles_io import SmilesInputError
 from ..chem.smiles_io import parse_smiles_text as _parse_smiles_text
-from ..core.model import MaM
+from ..core.model import MaM, scoring_batch_size
 from .evaluation import correlations, likelihood_agreement
 
-__all__ = ["ScoreResult", "ScoringInputError", "decode_upload", "parse_smiles_text",
+__all__ = ["ARM_ROWS", "ScoreResult", "ScoringInputError", "decode_upload", "parse_smiles_text",
            "score_molecules", "position_distributions", "agreement"]
 
 MAX_ROWS = 10_000
@@ -54,21 +55,33 @@ def decode_upload(filename: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES)
         raise ScoringInputError(f"{filename} is not UTF-8 text") from None
 
 
+#: rows the app scores with the exact AO-ARM too: D passes per molecule would keep a chemist
+#: waiting minutes on a library for a comparison a sample shows as well
+ARM_ROWS = 50
+
+
 @dataclass
 class ScoreResult:
     """``table`` has one row per input in input order: ``input``, ``log_p_mam``, ``log_p_arm``
-    (NaN unless asked), ``outlier_rank`` (1 = least likely) and ``error`` (empty when scored)."""
+    (NaN unless asked, and beyond the first ``n_arm`` scored rows), ``outlier_rank`` (1 = least
+    likely) and ``error`` (empty when scored).
+
+    ``seconds_mam`` times MaM on all ``n_scored`` rows; ``seconds_arm`` the AO-ARM on its
+    ``n_arm`` rows, and ``seconds_mam_arm_rows`` MaM on those same rows, timed beside it."""
 
     table: pd.DataFrame
     seconds_mam: float
     seconds_arm: float | None
     n_scored: int
+    n_arm: int = 0
+    seconds_mam_arm_rows: float | None = None
 
     @property
     def speedup(self) -> float | None:
-        if self.seconds_arm is None or self.seconds_mam <= 0:
+        """AO-ARM time over MaM time on the same rows."""
+        if self.seconds_arm is None or not self.seconds_mam_arm_rows:
             return None
-        return self.seconds_arm / self.seconds_mam
+        return self.seconds_arm / self.seconds_mam_arm_rows
 
 
 @torch.no_grad()
@@ -77,32 +90,46 @@ def score_molecules(
     smiles: list[str],
     with_arm: bool = False,
     num_orders: int = 1,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     seed: int = 0,
+    arm_limit: int | None = None,
 ) -> ScoreResult:
-    """Log-likelihood of each molecule under ``model``: MaM (one pass) and optionally AO-ARM."""
+    """Log-likelihood of each molecule under ``model``: MaM (one pass) and optionally AO-ARM
+    (D passes per molecule, so ``arm_limit`` keeps it to the first that many scored rows)."""
     tok = tokenizer_of(model)
     if tok is None:
         raise ValueError("this model has no molecule tokenizer")
     model.eval()
-    batch = tok.encode_filtered(smiles)
+    batch = tok.encode_filtered(smiles, pool=encoding_pool.pool_for(len(smiles)))
     n = len(smiles)
     mam = np.full(n, np.nan)
     arm = np.full(n, np.nan)
     errors = [""] * n
     for idx, msg in batch.errors:
         errors[idx] = msg
-    t_mam, t_arm = 0.0, None
+    t_mam, t_arm, t_mam_sub, n_arm = 0.0, None, None, 0
+    batch_size = batch_size or scoring_batch_size(model.device)
     if batch.kept:
-        scored = likelihood_agreement(model, batch.ids.to(model.device), num_orders, batch_size,
-                                      seed, with_arm)
-        mam[batch.kept], arm[batch.kept] = scored.mam, scored.arm
-        t_mam, t_arm = scored.seconds_mam, scored.seconds_arm
+        ids = batch.ids.to(model.device)
+        n_arm = len(batch.kept) if arm_limit is None else min(len(batch.kept), max(0, arm_limit))
+        if with_arm and n_arm == len(batch.kept):
+            scored = likelihood_agreement(model, ids, num_orders, batch_size, seed, True)
+            mam[batch.kept], arm[batch.kept] = scored.mam, scored.arm
+            t_mam, t_arm, t_mam_sub = scored.seconds_mam, scored.seconds_arm, scored.seconds_mam
+        else:
+            scored = likelihood_agreement(model, ids, num_orders, batch_size, seed, False)
+            mam[batch.kept], t_mam = scored.mam, scored.seconds_mam
+            if with_arm and n_arm:
+                sub = likelihood_agreement(model, ids[:n_arm], num_orders, batch_size, seed, True)
+                arm[batch.kept[:n_arm]] = sub.arm
+                t_arm, t_mam_sub = sub.seconds_arm, sub.seconds_mam
+        if not with_arm:
+            n_arm = 0
     table = pd.DataFrame({"input": list(smiles), "log_p_mam": mam, "log_p_arm": arm,
                           "error": errors})
     table.insert(3, "outlier_rank",
                  table["log_p_mam"].rank(method="first", na_option="keep").astype("Int64"))
-    return ScoreResult(table, t_mam, t_arm, len(batch.kept))
+    return ScoreResult(table, t_mam, t_arm, len(batch.kept), n_arm, t_mam_sub)
 
 
 @torch.no_grad()

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from ..rdkit_utils import canonical as canonicalize_smiles
 from ..rdkit_utils import is_valid as is_valid_smiles
-from .base import EncodedBatch, MolTokenizer
+from .base import EncodedBatch, MolTokenizer, clear_encoding_memo
 from .errors import (
     DecodingError,
     InvalidSmilesError,
@@ -72,6 +72,7 @@ __all__ = [
     "canonicalize_smiles",
     "is_valid_smiles",
     "make_template",
+    "clear_encoding_memo",
 ]
 
 

@@ -12,10 +12,13 @@ logging is silenced only inside these calls, never globally at import.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from collections import OrderedDict
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,9 +35,23 @@ from .errors import (
     UnknownMoleculeTokenError,
 )
 
-__all__ = ["EncodedBatch", "MolTokenizer"]
+__all__ = ["EncodedBatch", "MolTokenizer", "clear_encoding_memo"]
 
 logger = logging.getLogger(__name__)
+
+#: recently encoded molecules remembered per tokenizer (a pasted library is encoded for
+#: several tables in a row)
+_MEMO_SIZE = 20_000
+_MEMO: OrderedDict[tuple[str, str], list[str] | TokenizationError] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
+def clear_encoding_memo() -> None:
+    """Forget remembered encodings (benchmarks that time encoding itself call this)."""
+    with _MEMO_LOCK:
+        _MEMO.clear()
+#: smallest share worth sending to a worker process
+_MIN_POOL_CHUNK = 128
 
 # --------------------------------------------------------------------------------- results
 @dataclass
@@ -174,11 +191,50 @@ class MolTokenizer(ABC):
         return list(smiles)
 
     def _tokenize_all(
-        self, smiles: Sequence[str], n_jobs: int = 1, progress: bool = False
+        self,
+        smiles: Sequence[str],
+        n_jobs: int = 1,
+        progress: bool = False,
+        pool: Executor | None = None,
     ) -> list[list[str] | TokenizationError]:
-        """Tokenise a list, optionally over ``n_jobs`` processes (RDKit/SELFIES are CPU-bound)."""
+        """Tokenise a list: molecules seen recently come from a small memo (the app encodes the
+        same pasted list for several tables); the rest in this process, over ``n_jobs`` new
+        processes, or in a warm ``pool`` (see :mod:`mam_core.chem.encoding_pool`)."""
         smiles = self._as_list(smiles)
+        key = self._memo_key()
+        with _MEMO_LOCK:
+            out = [_MEMO.get((key, s)) if isinstance(s, str) else None for s in smiles]
+        todo = [i for i, r in enumerate(out) if r is None]
+        if todo:
+            fresh = self._tokenize_uncached([smiles[i] for i in todo], n_jobs, progress, pool)
+            for i, r in zip(todo, fresh, strict=True):
+                out[i] = r
+            if len(todo) <= _MEMO_SIZE:
+                with _MEMO_LOCK:
+                    for i in todo:
+                        if isinstance(smiles[i], str):
+                            _MEMO[(key, smiles[i])] = out[i]
+                    while len(_MEMO) > _MEMO_SIZE:
+                        _MEMO.popitem(last=False)
+        return out
+
+    def _memo_key(self) -> str:
+        """What makes two tokenizers encode alike (the memo is shared by equal tokenizers:
+        :func:`~mam_core.chem.molecules.tokenizer_of` makes a new one per call)."""
+        key = self.__dict__.get("_memo_key_cache")
+        if key is None:
+            key = json.dumps(self.to_dict(), sort_keys=True)
+            self.__dict__["_memo_key_cache"] = key
+        return key
+
+    def _tokenize_uncached(
+        self, smiles: list[str], n_jobs: int, progress: bool, pool: Executor | None
+    ) -> list[list[str] | TokenizationError]:
         n_jobs = max(1, int(n_jobs))
+        if pool is not None and not progress and len(smiles) >= 2 * _MIN_POOL_CHUNK:
+            pooled = self._tokenize_in_pool(smiles, pool)
+            if pooled is not None:
+                return pooled
         chunk = 2_000
         chunks = [smiles[i : i + chunk] for i in range(0, len(smiles), chunk)]
         bar = None
@@ -195,9 +251,11 @@ class MolTokenizer(ABC):
                         bar.update(len(c))
             else:
                 spec = self.to_dict()
-                with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                with ProcessPoolExecutor(max_workers=n_jobs) as new_pool:
                     for c, res in zip(
-                        chunks, pool.map(_tokens_chunk, [(spec, c) for c in chunks]), strict=True
+                        chunks,
+                        new_pool.map(_tokens_chunk, [(spec, c) for c in chunks]),
+                        strict=True,
                     ):
                         out.extend(res)
                         if bar is not None:
@@ -206,6 +264,22 @@ class MolTokenizer(ABC):
             if bar is not None:
                 bar.close()
         return out
+
+    def _tokenize_in_pool(
+        self, smiles: list[str], pool: Executor
+    ) -> list[list[str] | TokenizationError] | None:
+        """One chunk per worker (plus this process's share of none); ``None`` if the pool
+        broke, so the caller encodes here instead and nothing is lost."""
+        n_parts = max(2, getattr(pool, "_max_workers", 2))
+        size = max(_MIN_POOL_CHUNK, -(-len(smiles) // n_parts))
+        chunks = [smiles[i : i + size] for i in range(0, len(smiles), size)]
+        spec = self.to_dict()
+        try:
+            parts = list(pool.map(_tokens_chunk, [(spec, c) for c in chunks]))
+        except BrokenExecutor as err:
+            logger.warning("encoding pool failed (%s); encoding in this process", err)
+            return None
+        return [r for part in parts for r in part]
 
     def tokenize(self, smiles: str) -> list[str]:
         """Token strings of one molecule (canonicalised first; no padding, no vocabulary check).
@@ -238,7 +312,11 @@ class MolTokenizer(ABC):
         return self._tokens_to_ids(smiles, self.tokenize(smiles))
 
     def encode_batch(
-        self, smiles: Sequence[str], n_jobs: int = 1, progress: bool = False
+        self,
+        smiles: Sequence[str],
+        n_jobs: int = 1,
+        progress: bool = False,
+        pool: Executor | None = None,
     ) -> torch.Tensor:
         """Ids of many molecules as a ``(B, D)`` int64 tensor; the first failure raises.
 
@@ -246,20 +324,26 @@ class MolTokenizer(ABC):
             smiles: B SMILES strings.
             n_jobs: worker processes (RDKit + SELFIES cost ~0.7 ms per molecule on one core).
             progress: show a tqdm bar (for big datasets in scripts/CLI).
+            pool: a warm worker pool (:mod:`mam_core.chem.encoding_pool`) to use instead.
 
         Raises:
             TokenizationError: for the first molecule (in input order) that cannot be encoded.
         """
         smiles = self._as_list(smiles)
         rows = []
-        for s, toks in zip(smiles, self._tokenize_all(smiles, n_jobs, progress), strict=True):
+        for s, toks in zip(smiles, self._tokenize_all(smiles, n_jobs, progress, pool),
+                           strict=True):
             if isinstance(toks, TokenizationError):
                 raise toks
             rows.append(self._tokens_to_ids(s, toks))
         return torch.tensor(rows, dtype=torch.long).reshape(len(rows), self.D)  # (B, D)
 
     def encode_filtered(
-        self, smiles: Sequence[str], n_jobs: int = 1, progress: bool = False
+        self,
+        smiles: Sequence[str],
+        n_jobs: int = 1,
+        progress: bool = False,
+        pool: Executor | None = None,
     ) -> EncodedBatch:
         """Like :meth:`encode_batch` but skips molecules that fail, reporting which and why.
 
@@ -269,7 +353,7 @@ class MolTokenizer(ABC):
         smiles = self._as_list(smiles)
         rows, kept, errors = [], [], []
         for i, (s, toks) in enumerate(
-            zip(smiles, self._tokenize_all(smiles, n_jobs, progress), strict=True)
+            zip(smiles, self._tokenize_all(smiles, n_jobs, progress, pool), strict=True)
         ):
             try:
                 if isinstance(toks, TokenizationError):
