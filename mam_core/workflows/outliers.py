@@ -337,7 +337,6 @@ def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int | None = None,
                       for b in x.split(batch_size)]).double().cpu().numpy()
 
 
-
 def _partial_lr(x: torch.Tensor, lp: np.ndarray, background: np.ndarray, K: int) -> np.ndarray:
     """``(−log p(x_S) + log q(x_S)) / |S|`` of partial rows: the likelihood ratio against the
     token background over the observed tokens, per observed token (fragments differ in size

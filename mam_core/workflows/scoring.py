@@ -107,24 +107,22 @@ def score_molecules(
     errors = [""] * n
     for idx, msg in batch.errors:
         errors[idx] = msg
-    t_mam, t_arm, t_mam_sub, n_arm = 0.0, None, None, 0
+    t_mam, t_arm, t_mam_sub = 0.0, None, None
     batch_size = batch_size or scoring_batch_size(model.device)
+    n_arm = 0
+    if with_arm:
+        n_arm = len(batch.kept) if arm_limit is None else min(len(batch.kept), max(0, arm_limit))
     if batch.kept:
         ids = batch.ids.to(model.device)
-        n_arm = len(batch.kept) if arm_limit is None else min(len(batch.kept), max(0, arm_limit))
-        if with_arm and n_arm == len(batch.kept):
-            scored = likelihood_agreement(model, ids, num_orders, batch_size, seed, True)
-            mam[batch.kept], arm[batch.kept] = scored.mam, scored.arm
-            t_mam, t_arm, t_mam_sub = scored.seconds_mam, scored.seconds_arm, scored.seconds_mam
-        else:
-            scored = likelihood_agreement(model, ids, num_orders, batch_size, seed, False)
-            mam[batch.kept], t_mam = scored.mam, scored.seconds_mam
-            if with_arm and n_arm:
-                sub = likelihood_agreement(model, ids[:n_arm], num_orders, batch_size, seed, True)
-                arm[batch.kept[:n_arm]] = sub.arm
-                t_arm, t_mam_sub = sub.seconds_arm, sub.seconds_mam
-        if not with_arm:
-            n_arm = 0
+        every_row = n_arm == len(batch.kept)  # both sides in one run, timed side by side
+        scored = likelihood_agreement(model, ids, num_orders, batch_size, seed, every_row)
+        mam[batch.kept], t_mam = scored.mam, scored.seconds_mam
+        if every_row:
+            arm[batch.kept], t_arm, t_mam_sub = scored.arm, scored.seconds_arm, t_mam
+        elif n_arm:
+            sub = likelihood_agreement(model, ids[:n_arm], num_orders, batch_size, seed, True)
+            arm[batch.kept[:n_arm]] = sub.arm
+            t_arm, t_mam_sub = sub.seconds_arm, sub.seconds_mam
     table = pd.DataFrame({"input": list(smiles), "log_p_mam": mam, "log_p_arm": arm,
                           "error": errors})
     table.insert(3, "outlier_rank",

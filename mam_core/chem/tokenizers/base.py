@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -44,14 +44,15 @@ logger = logging.getLogger(__name__)
 _MEMO_SIZE = 20_000
 _MEMO: OrderedDict[tuple[str, str], list[str] | TokenizationError] = OrderedDict()
 _MEMO_LOCK = threading.Lock()
+#: smallest share worth sending to a worker process
+_MIN_POOL_CHUNK = 128
 
 
 def clear_encoding_memo() -> None:
     """Forget remembered encodings (benchmarks that time encoding itself call this)."""
     with _MEMO_LOCK:
         _MEMO.clear()
-#: smallest share worth sending to a worker process
-_MIN_POOL_CHUNK = 128
+
 
 # --------------------------------------------------------------------------------- results
 @dataclass
