@@ -194,6 +194,43 @@ def test_kekule_cases_agree_with_rdkit():
         assert g.is_complete(ids) == (Chem.MolFromSmiles(text) is not None), text
 
 
+def test_a_ring_closure_on_a_full_aromatic_carbon_is_checked_at_once():
+    """A carbon closing its third aromatic bond has no bond left to change: the check treats
+    it as settled (regression: ``c1ccc2ccccc2`` then ``1``, nine aromatic carbons, was let
+    through and left nothing to follow)."""
+    g = BlockGrammar(["c", "n", "C", "1", "2", "<pad>"], "<pad>")
+    D = 16
+    for text in ["c1ccc2ccccc2c1", "c1cc2ccccc2cc1", "Cc1ccc2ccccc2c1", "c1cc2cccc2n1"]:
+        assert Chem.MolFromSmiles(text) is not None
+        assert _walk(g, _ids(g, _tokens(text)) + [g.pad] * (D - len(_tokens(text))), D) is None
+    text = "c1ccc2ccccc21"
+    assert Chem.MolFromSmiles(text) is None
+    assert _walk(g, _ids(g, _tokens(text)), D) == len(_tokens(text)) - 1
+
+
+@pytest.mark.parametrize("text", [
+    # an aromatic ring closed, then a label on its last atom: the label's block still has open
+    # labels of its own, so this piece must join the rest through an atom that is now full
+    "c1cc%10cc%11c1.CN%12.O=C%12%13.CN%14%15.Cc1ccccc1%13",
+    "C%10C%11.CO%10.Cc1nnn2ccccc2c2c1%11",
+    "O=C%10%11.Cc1cc(C)n2c(=O)c%12c2c(C)cc12",
+])
+def test_no_token_is_allowed_that_leaves_nothing_to_follow(text):
+    """Strings sampled from a model that the constraint once let into a dead end (no token
+    allowed after the last one, and the sampler had to fall back to unconstrained draws): the
+    last token is refused now."""
+    toks = ["C", "N", "O", "c", "n", "(", ")", "=", "1", "2",
+            *(f"%{k}" for k in range(10, 18)), ".", "<pad>"]
+    g = BlockGrammar(toks, "<pad>")
+    D = 64
+    ids = _ids(g, _tokens(text))
+    before = g.state_of(ids[:-1])
+    assert not g.allowed_in(before, budget=D - len(ids))[ids[-1]]
+    after = g.state_of(ids)
+    assert not any(g.allowed_in(after, budget=D - len(ids) - 1))  # it was a dead end
+    assert any(g.allowed_in(before, budget=D - len(ids)))  # and there is another way on
+
+
 @pytest.mark.slow
 def test_random_smiles_of_training_molecules_are_allowed():
     """RDKit's random SMILES write rings, branches and aromatic systems in every order."""

@@ -211,6 +211,18 @@ class BlockGrammar:
         self.aromatic = [k == "atom" and is_aromatic_atom(t)
                          for k, t in zip(self.kind, self.tokens)]
         self.strict = [t in _KEKULE_STRICT for t in self.tokens]
+        # the lookahead tries atoms first (what most often follows a cornered atom) and one
+        # atom of each kind the automaton tells apart
+        first = {"atom": 0, "ring": 1, "label": 2, "close": 3, "bond": 4, "open": 5}
+        seen, order = set(), []
+        for i in sorted((i for i, k in enumerate(self.kind) if k in first),
+                        key=lambda i: first[self.kind[i]]):
+            key = (self.room[i], self.aromatic[i], self.strict[i], self.tokens[i] == "c") \
+                if self.kind[i] == "atom" else i
+            if key not in seen:
+                seen.add(key)
+                order.append(i)
+        self._lookahead_order = order
 
     @classmethod
     def for_tokenizer(cls, tokenizer, kekule: bool = True) -> "BlockGrammar":
@@ -285,12 +297,15 @@ class BlockGrammar:
             flexible: set = set()
             reachable: set = set()
         else:
-            flexible = {s.cur, *s.stack, *(a for a, _ in s.rings.values())}
             reachable = _may_join_a_ring(s)
             pending = s.bond if s.prev == _BOND else int(s.prev == _OPEN)
             if pending:
                 used = list(used)
                 used[s.cur] += pending
+            # the current atom and branch points may still change only with a bond to spare
+            # (a carbon closing its third aromatic bond has none: it is settled now)
+            flexible = {a for a in (s.cur, *s.stack) if a >= 0 and s.room[a] > used[a]}
+            flexible.update(a for a, _ in s.rings.values())
         outside = [a for a in atoms if a not in reachable]
         if outside:  # the ring search only when some atom cannot join a ring later
             on_rings = _atoms_on_rings(s.bonds, s.block_start)
@@ -424,18 +439,37 @@ class BlockGrammar:
 
     def allowed_in(self, s: GrammarState, budget: int) -> list[bool]:
         """Tokens that may follow ``s`` and still leave a molecule that fits in ``budget``
-        more positions."""
+        more positions.
+
+        Where a token corners the string (see :func:`_cornered`), it is allowed only if some
+        token may follow it: the length bound and the aromaticity check, each right on its own,
+        can together leave no way forward, typically an aromatic ring closed on the one atom
+        that must still take a label."""
         if s.dead:
             return [True] * self.K
         out = [False] * self.K
         for i in range(self.K):
-            if self.syntax_ok(s, i):
-                nxt = s.copy()
-                self.step(nxt, i)
-                # a dot was checked as the block's end (syntax_ok); a new block has no atoms yet
-                out[i] = nxt.completion_length() <= budget and (
-                    nxt.ended or self.kind[i] == "dot" or self.kekule_ok(nxt, final=budget == 0))
+            nxt = self._next_state(s, i, budget)
+            if nxt is not None:
+                out[i] = (budget == 0 or not _cornered(nxt)
+                          or self._has_way_forward(nxt, budget - 1))
         return out
+
+    def _next_state(self, s: GrammarState, i: int, budget: int) -> GrammarState | None:
+        """The state after token ``i`` if it keeps a molecule within ``budget`` more positions
+        reachable (one step of look, no further)."""
+        if not self.syntax_ok(s, i):
+            return None
+        nxt = s.copy()
+        self.step(nxt, i)
+        # a dot was checked as the block's end (syntax_ok); a new block has no atoms yet
+        ok = nxt.completion_length() <= budget and (
+            nxt.ended or self.kind[i] == "dot" or self.kekule_ok(nxt, final=budget == 0))
+        return nxt if ok else None
+
+    def _has_way_forward(self, s: GrammarState, budget: int) -> bool:
+        """Does any token pass :meth:`_next_state` after ``s``?  Stops at the first one."""
+        return any(self._next_state(s, i, budget) is not None for i in self._lookahead_order)
 
     def state_of(self, ids) -> GrammarState:
         """The state after the token ids ``ids`` (a fresh object the caller may change)."""
@@ -489,6 +523,15 @@ class BlockGrammar:
             if any(allowed):
                 out[b] = torch.tensor(allowed)
         return out.to(x.device)
+
+
+def _cornered(s: GrammarState) -> bool:
+    """The block may not end here (a ring digit is open, or its piece must still join another
+    through a label) and only the current atom can carry it on, with one bond or none to
+    spare: the states where a token allowed on its own may leave nothing to follow."""
+    return (not s.ended and not s.dead and s.prev in _AFTER_ATOM and s.cur >= 0
+            and (bool(s.rings) or (bool(s.labels) and not s.component_has_open_label(s.block)))
+            and s.free(s.cur) <= 1 and not any(s.free(b) >= 1 for b in s.stack))
 
 
 def _atoms_on_rings(bonds: set, first: int) -> set:
