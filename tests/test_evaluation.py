@@ -17,6 +17,7 @@ from mam_core.workflows.evaluation import (
     likelihood_agreement,
     mask_random_subsets,
 )
+from mam_core.workflows.generate import SAMPLING_KEY
 from mam_core.chem.metrics import uniqueness, validity
 from mam_core.chem.molecules import attach_tokenizer
 from mam_core.chem.moses import load_moses
@@ -79,6 +80,9 @@ def test_report_end_to_end(tmp_path):
     attach_tokenizer(model, tok)
     train_arm(model, batch.ids, TrainConfig(steps=30, batch_size=32), progress=False)
     distill(model, batch.ids, TrainConfig(steps=10, batch_size=32), progress=False)
+    # the report samples as the app does: with the model's stored settings (regression: it
+    # drew at temperature 1 and top-p 1 whatever the model stored)
+    model.metadata[SAMPLING_KEY] = {"temperature": 0.8, "top_p": 0.9}
     res = evaluate_molecule_model(model, load_moses("test", limit=60), train, tmp_path, n_test=40,
                                   n_samples=40)
     lik, partial = res["likelihood"]["test molecules"], res["likelihood"]["partial (50% observed)"]
@@ -101,3 +105,4 @@ def test_report_end_to_end(tmp_path):
                  "test_likelihoods.csv", "mam_vs_arm.html", "property_logP.html"]:
         assert (tmp_path / name).is_file(), name
     assert json.loads((tmp_path / "metrics.json").read_text())["samples"]["n"] == 40
+    assert res["sampling"]["temperature"] == 0.8 and res["sampling"]["top_p"] == 0.9

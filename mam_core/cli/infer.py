@@ -257,8 +257,10 @@ def add_parsers(sub) -> None:
                    help="sampling order: auto (the app's), random, l2r, r2l, confidence")
     p.add_argument("--no-grammar", action="store_true",
                    help="SMILES / fragment-block models: sample without the syntax constraint")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--temperature", type=float,
+                   help="default: the model's stored setting (mam export), else 1.0")
+    p.add_argument("--top-p", type=float,
+                   help="default: the model's stored setting (mam export), else 1.0")
     p.add_argument("--no-fcd", action="store_true",
                    help="skip the Fréchet ChemNet Distance (slow on CPU)")
     p.add_argument("--moses-wheel",

@@ -167,8 +167,8 @@ def compute_eval(
     fragment: str = "c1ccccc1",
     seed: int = 0,
     order="auto",
-    temperature: float = 1.0,
-    top_p: float = 1.0,
+    temperature: float | None = None,
+    top_p: float | None = None,
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
     grammar: bool = True,
@@ -181,7 +181,9 @@ def compute_eval(
         train_smiles: training molecules (novelty; the FCD floor).
         num_orders: random orders of the AO-ARM reference.
         fragment: SMILES of the conditional-generation check.
-        order, temperature, top_p: sampling settings (``auto``: the app's order).
+        order, temperature, top_p: sampling settings (``auto`` / ``None``: the app's order and
+            the model's stored settings, :func:`~mam_core.workflows.generate.recommended_sampling`,
+            so the report measures the molecules a user gets).
         grammar: sample SMILES / fragment-block models under the syntax constraint, as the
             app does.
         with_fcd: compute the Fréchet ChemNet Distance (default: when ``fcd_torch`` is present).
@@ -203,7 +205,7 @@ def compute_eval(
     from ..chem.molecules import tokenizer_of
     from ..chem.properties import compute_properties
     from ..chem.grammar import grammar_for
-    from .generate import STATUS_OK, default_order, generate_molecules
+    from .generate import STATUS_OK, default_order, generate_molecules, recommended_sampling
 
     if with_fcd is None:
         with_fcd = fcd_available()
@@ -231,6 +233,9 @@ def compute_eval(
     )
 
     # 2. samples
+    recommended = recommended_sampling(model)
+    temperature = recommended["temperature"] if temperature is None else temperature
+    top_p = recommended["top_p"] if top_p is None else top_p
     t0 = time.perf_counter()
     if isinstance(order, str) and order == "auto":
         order = default_order(model)
@@ -314,8 +319,8 @@ def evaluate_molecule_model(
     seed: int = 0,
     progress: bool = True,
     order="auto",
-    temperature: float = 1.0,
-    top_p: float = 1.0,
+    temperature: float | None = None,
+    top_p: float | None = None,
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
     grammar: bool = True,
