@@ -52,6 +52,21 @@ SETTINGS = [
 QUICK = [s for s in SETTINGS if s[0] in ("random", "confidence") or s[3] != "off"]
 
 
+def _settings(args) -> list[tuple]:
+    if not args.settings:
+        return QUICK if args.quick else SETTINGS
+    out = []
+    for item in args.settings.split(","):
+        try:
+            order, t, top_p, constraint = item.strip().split(":")
+            out.append((order, float(t), float(top_p), constraint))
+        except ValueError:
+            raise SystemExit(f"--settings: expected ORDER:T:TOP_P:CONSTRAINT, got {item!r}")
+        if constraint not in ("off", "syntax", "full"):
+            raise SystemExit(f"--settings: constraint must be off, syntax or full, got {constraint!r}")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(ROOT / "data" / "models" / "default.pt"))
@@ -61,6 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("--moses-wheel")
     p.add_argument("--out", help="CSV of the table")
     p.add_argument("--quick", action="store_true", help="skip l2r/r2l without the constraint")
+    p.add_argument("--settings",
+                   help="only these, comma-separated ORDER:T:TOP_P:CONSTRAINT (off, syntax, full), "
+                        "e.g. 'l2r:0.7:0.95:full,l2r:0.6:0.95:full'")
     args = p.parse_args(argv)
     rdBase.DisableLog("rdApp.*")
     model = ckpt.load(args.model, "cpu")
@@ -71,7 +89,7 @@ def main(argv=None) -> int:
             load_moses("test"), "embedded MOSES test")
     rows = []
     grammars = {"off": None, "syntax": grammar_for(tok, kekule=False), "full": grammar_for(tok)}
-    for order, temperature, top_p, constraint in QUICK if args.quick else SETTINGS:
+    for order, temperature, top_p, constraint in _settings(args):
         if constraint != "off" and grammars[constraint] is None:
             continue  # SELFIES: every string is a molecule already
         t0 = time.perf_counter()
