@@ -163,12 +163,12 @@ def test_design_page_keeps_failed_rows_apart(fragment_block_default, drawn_grids
         w for w in at.number_input if w.key == "design_start"
     ]  # fragment blocks: no start position
     at.text_input(key="design_fragment").set_value("[*]c1ccccc1").run()
-    at.number_input(key="design_n").set_value(6)
+    at.number_input(key="design_n").set_value(24)
     at.button[0].click().run()
     assert not at.exception and not at.error
     table = at.session_state["design_table"]
     failed = table[table["status"] != "ok"]
-    assert len(failed) > 0  # an untrained model misses the fragment
+    assert len(failed) > 0  # an untrained model misses the fragment in some rows
     summary = table.attrs["summary"]
     assert any(f"{summary['matched']} contain the fragment" in m.value for m in at.markdown)
     box = [e for e in at.expander if f"{len(failed)} failed rows" in e.label]
