@@ -27,11 +27,9 @@ def run_sample(args) -> None:
     tok = tokenizer_of(model)
     from ..workflows.generate import recommended_sampling
 
-    recommended = recommended_sampling(model)  # stored by 'mam export'
-    if args.temperature is None:
-        args.temperature = recommended["temperature"]
-    if args.top_p is None:
-        args.top_p = recommended["top_p"]
+    # what is not given comes from the model (stored by 'mam export')
+    settings = recommended_sampling(model, args.temperature, args.top_p)
+    args.temperature, args.top_p = settings["temperature"], settings["top_p"]
     order = parse_order_arg(args.order, model.D)
     t0 = time.perf_counter()
     if tok is not None and args.template is None:

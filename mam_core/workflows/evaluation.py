@@ -233,9 +233,8 @@ def compute_eval(
     )
 
     # 2. samples
-    recommended = recommended_sampling(model)
-    temperature = recommended["temperature"] if temperature is None else temperature
-    top_p = recommended["top_p"] if top_p is None else top_p
+    settings = recommended_sampling(model, temperature, top_p)
+    temperature, top_p = settings["temperature"], settings["top_p"]
     t0 = time.perf_counter()
     if isinstance(order, str) and order == "auto":
         order = default_order(model)

@@ -63,16 +63,19 @@ SAMPLING_KEY = "sampling"
 SAMPLING_LIMITS = {"temperature": 5.0, "top_p": 1.0}
 
 
-def recommended_sampling(model: MaM) -> dict:
-    """``{"temperature", "top_p"}`` to draw this model's molecules with: the values stored when
-    it was exported (chosen by ``bench/sampling_orders.py``), else the plain model (1.0, 1.0)."""
+def recommended_sampling(model: MaM, temperature: float | None = None,
+                         top_p: float | None = None) -> dict:
+    """``{"temperature", "top_p"}`` to draw this model's molecules with: each value given here,
+    else the one stored when it was exported (chosen by ``bench/sampling_orders.py``), else the
+    plain model's 1.0."""
     stored = model.metadata.get(SAMPLING_KEY) or {}
     out = {"temperature": 1.0, "top_p": 1.0}
     for key, high in SAMPLING_LIMITS.items():
         value = stored.get(key)
         if isinstance(value, (int, float)) and 0.0 < float(value) <= high:
             out[key] = float(value)
-    return out
+    given = {"temperature": temperature, "top_p": top_p}
+    return {key: value if given[key] is None else given[key] for key, value in out.items()}
 
 
 def default_order(model: MaM) -> str:
