@@ -63,7 +63,8 @@ def _settings(args) -> list[tuple]:
         except ValueError:
             raise SystemExit(f"--settings: expected ORDER:T:TOP_P:CONSTRAINT, got {item!r}")
         if constraint not in ("off", "syntax", "full"):
-            raise SystemExit(f"--settings: constraint must be off, syntax or full, got {constraint!r}")
+            raise SystemExit("--settings: constraint must be off, syntax or full, "
+                             f"got {constraint!r}")
     return out
 
 
