@@ -24,9 +24,10 @@
 # 6. stage 2 again on CPU against those conditionals, from the marginal of stage 3 (--init keeps
 #    it): 1,200 steps of 64 at lr 3e-4 on one thread; then 600 steps of 64 on training
 #    molecules only (--data-fraction 1.0, 18 min on one thread): mean MaM-vs-AO-ARM gap 13 % -> 1.2 %.
-#    Exported as the previous default model (sampling settings T 0.7 / top-p 0.95).
+#    Exported as data/models/default.pt as it ships today (sampling T 0.7 / top-p 0.95).
+# Stages 7-9 make its successor (stage 7 is done and committed; stages 8-9 are still to run):
 # 7. prefix contexts for longer, from stage 6b's weights: a 10,000-step cosine schedule at lr 6e-5,
-#    batch 128, half of each batch left to right, on one thread (about 1.7 s a step); the shipped
+#    batch 128, half of each batch left to right, on one thread (about 1.7 s a step); the kept
 #    weights stopped at step 8,780, where the learning rate had fallen to 4 % of its peak
 #    (checkpoints/default_arm_step8780.pt, half precision): left-to-right NLL 35.2 -> 34.2 nats.
 # 8. stage 2 once more against those conditionals (1,200 steps, then 600 on molecules only).
