@@ -98,7 +98,7 @@ mam distill --data "$RUNS/data.pt" --init "$RUNS/mam2/checkpoint.pt" --preset cp
     --marginal-pool cls+sum --steps 600 --batch-size 64 --lr 3e-4 --warmup 50 --data-fraction 1.0 \
     --checkpoint-every 100 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam3" --resume
 halt_if_stopped "stage 2 on molecules"
-# 7. prefix contexts for longer (the shipped weights stopped at step 8,780 of these 10,000)
+# 7. prefix contexts for longer (checkpoints/default_arm_step8780.pt stopped at step 8,780 of these 10,000)
 mam train-arm --data "$RUNS/data.pt" --init "$RUNS/mam3/checkpoint.pt" --preset cpu_small \
     --l2r-fraction 0.5 --steps 10000 --batch-size 128 --lr 6e-5 --warmup 50 --checkpoint-every 100 \
     --log-every 50 --eval-every 500 --eval-samples 128 --stop-file "$RUNS/stop" --threads "$THREADS" \
