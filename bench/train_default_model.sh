@@ -88,31 +88,31 @@ mam train-arm --data "$RUNS/data.pt" --init "$RUNS/gpu/arm.pt" --preset cpu_smal
     --steps 1200 --batch-size 128 --lr 3e-4 --warmup 50 --checkpoint-every 100 \
     --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/l2r" --resume
 halt_if_stopped "prefix contexts"
-# 6. stage 2 against the final conditionals (the marginal continues from stage 3's)
-mam distill --data "$RUNS/data.pt" --init "$RUNS/l2r/checkpoint.pt" --preset cpu_small \
-    --marginal-pool cls+sum --steps 1200 --batch-size 64 --lr 3e-4 --warmup 50 --checkpoint-every 100 \
-    --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam2" --resume
-halt_if_stopped "stage 2 again"
-# 6b. stage 2 on molecules only (random-order chains of fragment blocks are mostly not molecules)
-mam distill --data "$RUNS/data.pt" --init "$RUNS/mam2/checkpoint.pt" --preset cpu_small \
-    --marginal-pool cls+sum --steps 600 --batch-size 64 --lr 3e-4 --warmup 50 --data-fraction 1.0 \
-    --checkpoint-every 100 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam3" --resume
-halt_if_stopped "stage 2 on molecules"
-# 7. prefix contexts for longer (checkpoints/default_arm_step8780.pt stopped at step 8,780 of these 10,000)
+# Stage 2 against given conditionals, twice: 1,200 steps on data and on-policy chains, then 600 on
+# molecules only (random-order chains of fragment blocks are mostly not molecules).
+#   distill_both INIT FIRST_OUT SECOND_OUT LABEL
+distill_both() {
+    mam distill --data "$RUNS/data.pt" --init "$1" --preset cpu_small \
+        --marginal-pool cls+sum --steps 1200 --batch-size 64 --lr 3e-4 --warmup 50 \
+        --checkpoint-every 100 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$2" --resume
+    halt_if_stopped "$4"
+    mam distill --data "$RUNS/data.pt" --init "$2/checkpoint.pt" --preset cpu_small \
+        --marginal-pool cls+sum --steps 600 --batch-size 64 --lr 3e-4 --warmup 50 \
+        --data-fraction 1.0 --checkpoint-every 100 --stop-file "$RUNS/stop" --threads "$THREADS" \
+        --out "$3" --resume
+    halt_if_stopped "$4 on molecules"
+}
+# 6. stage 2 against the final conditionals (the marginal continues from stage 3's), then 6b
+distill_both "$RUNS/l2r/checkpoint.pt" "$RUNS/mam2" "$RUNS/mam3" "stage 2 again"
+# 7. prefix contexts for longer (checkpoints/default_arm_step8780.pt stopped at step 8,780 of
+#    these 10,000)
 mam train-arm --data "$RUNS/data.pt" --init "$RUNS/mam3/checkpoint.pt" --preset cpu_small \
     --l2r-fraction 0.5 --steps 10000 --batch-size 128 --lr 6e-5 --warmup 50 --checkpoint-every 100 \
     --log-every 50 --eval-every 500 --eval-samples 128 --stop-file "$RUNS/stop" --threads "$THREADS" \
     --out "$RUNS/cont" --resume
 halt_if_stopped "prefix contexts for longer"
 # 8. stage 2 against those conditionals, then on molecules only
-mam distill --data "$RUNS/data.pt" --init "$RUNS/cont/checkpoint.pt" --preset cpu_small \
-    --marginal-pool cls+sum --steps 1200 --batch-size 64 --lr 3e-4 --warmup 50 --checkpoint-every 100 \
-    --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam4" --resume
-halt_if_stopped "stage 2, third time"
-mam distill --data "$RUNS/data.pt" --init "$RUNS/mam4/checkpoint.pt" --preset cpu_small \
-    --marginal-pool cls+sum --steps 600 --batch-size 64 --lr 3e-4 --warmup 50 --data-fraction 1.0 \
-    --checkpoint-every 100 --stop-file "$RUNS/stop" --threads "$THREADS" --out "$RUNS/mam5" --resume
-halt_if_stopped "stage 2 on molecules, again"
+distill_both "$RUNS/cont/checkpoint.pt" "$RUNS/mam4" "$RUNS/mam5" "stage 2, third time"
 # 9. the shipped file: half precision, the outlier calibration made on 5,000 training molecules,
 #    and the sampling settings bench/sampling_orders.py chose (SAMPLE_T / SAMPLE_TOP_P)
 mam export --model "$RUNS/mam5/checkpoint.pt" --out "${OUT_MODEL:-data/models/default.pt}" --half \
