@@ -278,3 +278,52 @@ def test_sampling_with_the_constraint_gives_complete_strings(safe_tok):
         assert safe.decode(text) is not None, text
     free = model.sample(48, order="l2r", seed=0)
     assert sum(g.is_complete(row) for row in free.tolist()) <= 2
+
+
+def test_token_by_token_checks_agree_with_the_mask(safe_tok):
+    """The sampler's token-by-token hook (``checks``) answers as the full mask does, for rows
+    with prefixes of training strings, templates with fixed tokens further right, ended
+    molecules (the pad forced) and rows whose left context is still masked."""
+    g = grammar_for(safe_tok)
+    D, mask = safe_tok.D, safe_tok.K
+    rng = random.Random(0)
+    rows, pos = [], []
+    for text in safe_tok.encode_batch(load_moses("train")[:40]).tolist():
+        for p in sorted(rng.sample(range(D), 4)):
+            row = list(text[:p]) + [mask] * (D - p)
+            if rng.random() < 0.3:  # a fixed token further right, as in a template
+                q = rng.randrange(p, D)
+                row[q] = text[q]
+            if rng.random() < 0.1 and p > 2:
+                row[1] = mask  # left context not known yet
+            rows.append(row)
+            pos.append(p)
+        end = text.index(safe_tok.pad_id) if safe_tok.pad_id in text else D
+        if end < D - 2:  # an ended molecule with an atom fixed further right: no pad there
+            rows.append(list(text[:end + 1]) + [mask] * (D - end - 2) + [g.tokens.index("C")])
+            pos.append(end + 1)
+    x, pos_t = torch.tensor(rows), torch.tensor(pos)
+    full = g(x, pos_t, mask)
+    kinds = set()
+    for b, (row, p) in enumerate(zip(rows, pos)):  # the mask, from allowed_in directly
+        want = [True] * g.K
+        if mask not in row[:p]:
+            want = g.allowed_in(g.state_of(row[:p]), budget=D - p - 1)
+            if any(t not in (mask, g.pad) for t in row[p + 1:]):
+                want[g.pad] = False
+            want = want if any(want) else [True] * g.K
+        assert full[b].tolist() == want, (row, p)
+    for b, check in enumerate(g.checks(x, pos_t, mask)):
+        if check is None:
+            kinds.add("all")
+            want = [True] * g.K
+        elif isinstance(check, int):
+            kinds.add("forced")
+            want = [i == check for i in range(g.K)]
+        else:
+            kinds.add("test")
+            want = [check(i) for i in range(g.K)]
+            if not any(want):
+                want = [True] * g.K
+        assert full[b].tolist() == want, (rows[b], pos[b])
+    assert kinds == {"all", "forced", "test"}

@@ -184,3 +184,74 @@ def test_a_position_with_one_allowed_token_costs_no_network_pass(model, monkeypa
     x = model.sample(10, order="l2r", seed=0, constraint=_forbid_one_at_position_two)
     assert rows_seen == [10, 10, 10]  # positions 0, 1 and 3; position 2 is forced
     assert (x[:, 2] == 0).all()
+
+
+def _masked_nucleus(probs: list[float], allowed: list[bool], top_p: float) -> dict[int, float]:
+    """What :func:`_draw` gives after masking: token -> probability (the reference)."""
+    from mam_core.core.sampling import _draw
+
+    logits = torch.log(torch.tensor(probs, dtype=torch.float64)).masked_fill(
+        ~torch.tensor(allowed), float("-inf"))
+    draws = _draw(logits.expand(1, -1), 1.0, torch.Generator().manual_seed(0), top_p)
+    assert draws.numel() == 1
+    p = torch.softmax(logits, -1)
+    sp, idx = p.sort(descending=True)
+    keep = {int(i): float(q) for i, q, b in zip(idx, sp, sp.cumsum(0) - sp) if b < top_p and q > 0}
+    total = sum(keep.values())
+    return {i: q / total for i, q in keep.items()}
+
+
+def test_nucleus_asked_token_by_token_is_the_nucleus_of_the_masked_distribution():
+    """Asking the constraint about the likeliest tokens only gives exactly the nucleus that
+    masking all K tokens first gives, over peaked and flat conditionals, and asks about far
+    fewer tokens when the conditional is peaked."""
+    from mam_core.core.sampling import nucleus_of_allowed
+
+    gen = torch.Generator().manual_seed(0)
+    asked_peaked = []
+    for trial in range(400):
+        scale = (0.3, 2.0, 6.0)[trial % 3]
+        probs = torch.softmax(scale * torch.randn(12, generator=gen, dtype=torch.float64), 0)
+        allowed = (torch.rand(12, generator=gen) < 0.6).tolist()
+        allowed[trial % 12] = True
+        top_p = (0.3, 0.7, 0.9, 0.99)[trial % 4]
+        asked = []
+        kept = nucleus_of_allowed(probs.tolist(), lambda i: asked.append(i) or allowed[i], top_p)
+        total = sum(q for _, q in kept)
+        got = {t: q / total for t, q in kept}
+        want = _masked_nucleus(probs.tolist(), allowed, top_p)
+        assert got.keys() == want.keys()
+        assert all(abs(got[t] - want[t]) < 1e-9 for t in got)
+        if scale == 6.0:
+            asked_peaked.append(len(asked))
+    assert sum(asked_peaked) / len(asked_peaked) < 4  # of 12
+    assert nucleus_of_allowed([0.5, 0.5], lambda i: False, 0.9) == []
+
+
+def test_sampling_with_a_token_by_token_constraint_matches_the_masked_distribution():
+    """``fill_in_order`` asks a constraint with ``checks`` token by token; the distribution of
+    whole sequences is the one the mask gives (exact enumeration, D=3, K=3)."""
+    model = perturbed(MaM(NetworkConfig(D=3, K=3, arch="mlp", hidden=16, n_layers=1)), scale=1.0)
+
+    def rule(x, p, i):
+        return i != int(x[p - 1]) if p > 0 else i != 2  # no repeats, no 2 first
+
+    class Mask:
+        def __call__(self, x, pos, mask_id):
+            return torch.tensor([[rule(x[b], int(pos[b]), i) for i in range(3)]
+                                 for b in range(x.shape[0])])
+
+    class ByToken(Mask):
+        def checks(self, x, pos, mask_id):
+            return [(lambda i, b=b: rule(x[b], int(pos[b]), i)) for b in range(x.shape[0])]
+
+    n = 6000
+    counts = {}
+    for constraint in (Mask(), ByToken()):
+        x = model.sample(n, order="l2r", seed=1, constraint=constraint, top_p=0.8)
+        rows, c = torch.unique(x, dim=0, return_counts=True)
+        counts[type(constraint).__name__] = {tuple(r.tolist()): int(k) / n for r, k in zip(rows, c)}
+    mask, by_token = counts["Mask"], counts["ByToken"]
+    assert mask.keys() == by_token.keys()
+    assert all(abs(mask[k] - by_token[k]) < 0.03 for k in mask)
+    assert all(rule(torch.tensor(k), p, k[p]) for k in by_token for p in range(3))

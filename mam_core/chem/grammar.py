@@ -447,13 +447,15 @@ class BlockGrammar:
         that must still take a label."""
         if s.dead:
             return [True] * self.K
-        out = [False] * self.K
-        for i in range(self.K):
-            nxt = self._next_state(s, i, budget)
-            if nxt is not None:
-                out[i] = (budget == 0 or not _cornered(nxt)
-                          or self._has_way_forward(nxt, budget - 1))
-        return out
+        return [self.allows(s, i, budget) for i in range(self.K)]
+
+    def allows(self, s: GrammarState, i: int, budget: int) -> bool:
+        """One entry of :meth:`allowed_in`: may token ``i`` follow ``s``?"""
+        if s.dead:
+            return True
+        nxt = self._next_state(s, i, budget)
+        return nxt is not None and (budget == 0 or not _cornered(nxt)
+                                    or self._has_way_forward(nxt, budget - 1))
 
     def _next_state(self, s: GrammarState, i: int, budget: int) -> GrammarState | None:
         """The state after token ``i`` if it keeps a molecule within ``budget`` more positions
@@ -499,7 +501,7 @@ class BlockGrammar:
         return (not s.dead and s.prev != _START and s.completion_length() == 0
                 and (s.ended or self.kekule_ok(s, final=True)))
 
-    # ------------------------------------------------------------------ the sampler hook
+    # ------------------------------------------------------------------ the sampler hooks
     def __call__(self, x: torch.Tensor, pos: torch.Tensor, mask_id: int) -> torch.Tensor:
         """``(n, K)`` bool: tokens allowed at ``pos[b]`` of row ``x[b]``.
 
@@ -507,22 +509,48 @@ class BlockGrammar:
         breaks the syntax, allow everything.  So does a row where no token would keep the
         string completable (the sampler then falls back to the model's own conditional).
         """
-        n, D = x.shape
-        out = torch.ones(n, self.K, dtype=torch.bool)
-        rows = x.tolist()
+        out = torch.ones(x.shape[0], self.K, dtype=torch.bool)
+        for b, check in enumerate(self.checks(x, pos, mask_id)):
+            if check is None:
+                continue
+            allowed = [check == i for i in range(self.K)] if isinstance(check, int) else [
+                check(i) for i in range(self.K)]
+            if any(allowed):
+                out[b] = torch.tensor(allowed)
+        return out.to(x.device)
+
+    def checks(self, x: torch.Tensor, pos: torch.Tensor, mask_id: int) -> list:
+        """One token test per row, for a sampler that asks about only the tokens it may draw
+        (a nucleus rarely needs more than a few): ``None`` where everything is allowed, the
+        token id where it is the only one (the pads after a molecule's end), otherwise a
+        function ``token id -> bool`` that agrees with :meth:`__call__`."""
+        D = x.shape[1]
+        rows, out = x.tolist(), []
         for b, p in enumerate(pos.tolist()):
             row = rows[b]
             prefix = row[:p]
             if mask_id in prefix:
+                out.append(None)
                 continue
             s = self._cached_state(tuple(prefix))
-            allowed = self.allowed_in(s, budget=D - p - 1)
             # fixed tokens further right (a template) must not be cut off by an early end
-            if any(t != mask_id and t != self.pad for t in row[p + 1:]):
-                allowed[self.pad] = False
-            if any(allowed):
-                out[b] = torch.tensor(allowed)
-        return out.to(x.device)
+            fixed_right = any(t != mask_id and t != self.pad for t in row[p + 1:])
+            if s.dead and not fixed_right:
+                out.append(None)
+            elif s.ended and not fixed_right:
+                out.append(self.pad)
+            else:
+                out.append(self._check(s, D - p - 1, fixed_right))
+        return out
+
+    def _check(self, s: GrammarState, budget: int, no_pad: bool):
+        memo: dict = {}
+
+        def check(i: int) -> bool:
+            if i not in memo:
+                memo[i] = not (no_pad and i == self.pad) and self.allows(s, i, budget)
+            return memo[i]
+        return check
 
 
 def _cornered(s: GrammarState) -> bool:

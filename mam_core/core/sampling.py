@@ -36,6 +36,65 @@ def _draw(logits: torch.Tensor, temperature: float, generator, top_p: float = 1.
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (n,)
 
 
+def nucleus_of_allowed(probs: list[float], allows, top_p: float) -> list[tuple[int, float]]:
+    """The tokens (with their probabilities) that :func:`_draw` may return once the
+    probabilities ``probs`` are restricted to the tokens ``allows(i)`` accepts and renormalised,
+    asking ``allows`` about as few tokens as the nucleus needs.
+
+    Tokens are asked most likely first.  With ``S`` the allowed mass found so far and ``R`` the
+    mass not yet asked about, the allowed mass ``A`` lies in ``[S, S + R]``; an allowed token
+    whose more likely allowed tokens hold ``B`` stays when ``B < top_p·A``, which is settled once
+    ``B < top_p·S`` or ``B >= top_p·(S + R)``, and the tokens not asked about are out once
+    ``S >= top_p·(S + R)``.  A peaked conditional settles after one or two questions, where the
+    full mask asks about all ``K`` tokens.  Empty when nothing is allowed.
+    """
+    order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
+    rest = 1.0
+    found: list[tuple[int, float, float]] = []  # (token, probability, allowed mass before it)
+    mass = 0.0
+    for n_asked, i in enumerate(order, start=1):
+        rest = max(rest - probs[i], 0.0) if n_asked < len(order) else 0.0
+        if allows(i):
+            found.append((i, probs[i], mass))
+            mass += probs[i]
+        if mass <= 0.0:
+            continue
+        lo, hi = top_p * mass, top_p * (mass + rest)
+        if mass >= hi and all(b < lo or b >= hi for _, _, b in found):
+            return [(t, q) for t, q, b in found if b < lo]
+    return []
+
+
+def _draw_checked(logits: torch.Tensor, temperature: float, generator, top_p: float,
+                  checks: list) -> torch.Tensor:
+    """:func:`_draw` of ``(n, K)`` logits restricted, row by row, to the tokens ``checks[b]``
+    allows (a function ``token id -> bool``, or ``None`` for every token): the same
+    distribution as masking the logits first, without asking about every token."""
+    everything = lambda i: True  # noqa: E731
+    if temperature <= 0:
+        out = []
+        for row, check in zip(logits.tolist(), checks):
+            order = sorted(range(len(row)), key=row.__getitem__, reverse=True)
+            allows = check or everything
+            out.append(next((i for i in order if allows(i)), order[0]))
+        return torch.tensor(out, device=logits.device)
+    probs = torch.softmax(logits.float() / temperature, dim=-1).tolist()
+    u = torch.rand(len(probs), generator=generator, device=logits.device).tolist()
+    out = []
+    for row, check, ub in zip(probs, checks, u):
+        kept = nucleus_of_allowed(row, check or everything, top_p)
+        if not kept:  # nothing allowed: the model's own conditional
+            kept = nucleus_of_allowed(row, everything, top_p)
+        target, tok = ub * sum(q for _, q in kept), kept[-1][0]
+        for t, q in kept:
+            target -= q
+            if target < 0:
+                tok = t
+                break
+        out.append(tok)
+    return torch.tensor(out, device=logits.device)
+
+
 def _conditional(model, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     """Conditional logits ``(n, D, K)`` in float32; ``bf16`` runs the network under bfloat16
     autocast (about twice as fast where the hardware has bfloat16 arithmetic)."""
@@ -133,11 +192,34 @@ def fill_in_order(
     """
     rows = torch.arange(x.shape[0], device=x.device)
     steps = int(count.max()) if count.numel() else 0
+    # A constraint that can answer token by token (``constraint.checks``) is asked only about
+    # the tokens a nucleus may draw; tracing records the whole mask, so it asks for that.
+    by_token = (constraint is not None and hasattr(constraint, "checks") and trace is None
+                and (temperature <= 0 or top_p < 1.0))
     for t in range(steps):
         active = t < count  # (n,)
         pos = seq.gather(1, (start + t).clamp(max=seq.shape[1] - 1).unsqueeze(1)).squeeze(1)  # (n,)
         tok = x[rows, pos].clone()
         need = active
+        if by_token:
+            checks = [None] * x.shape[0]
+            act = active.nonzero().squeeze(1)
+            for b, c in zip(act.tolist(), constraint.checks(x[act], pos[act], model.mask_id)):
+                checks[b] = c
+            forced = torch.tensor([isinstance(c, int) for c in checks], device=x.device)
+            if forced.any():
+                tok[forced] = torch.tensor([c for c in checks if isinstance(c, int)],
+                                           device=x.device)
+            need = active & ~forced
+            idx = need.nonzero().squeeze(1)
+            if idx.numel():
+                logits = _conditional(model, x[idx], bf16)[torch.arange(idx.numel()), pos[idx]]
+                tok[idx] = _draw_checked(logits, temperature, generator, top_p,
+                                         [checks[b] for b in idx.tolist()])
+            x[rows, pos] = tok
+            if trajectory is not None:
+                trajectory.append(x.clone())
+            continue
         if constraint is not None:
             allowed = _allowed(constraint, x, pos, model.mask_id)
             # A row allowed one token draws it with probability one: no network pass (the
