@@ -73,7 +73,7 @@ def test_worst_fragment_reacts_to_one_odd_group_that_per_token_dilutes(calibrate
     model, cal, _ = calibrated
     base, odd, core = [], [], []
     for group in ("*C(=S)S", "*N=NC", "*C(Br)(Br)Br"):
-        for s in load_moses("test", limit=40):
+        for s in load_moses("test", limit=150):
             o = _with_group(s, group)
             if o is not None:
                 base.append(s), odd.append(o), core.append(group[1:3])
@@ -86,6 +86,8 @@ def test_worst_fragment_reacts_to_one_odd_group_that_per_token_dilutes(calibrate
             named = [c in f for c, f in zip(core, b["atypical_fragment"])]
             # a block picked at random would hold the group in about 1 of 6 molecules
             assert np.mean(named) > 0.4
+    # shipped model, 432 molecules: per token 0.30, worst fragment 0.50 (its predecessor: 0.03,
+    # 0.39; a better model dilutes less)
     assert up["worst_fragment"] > up["per_token"] + 0.15, up
 
 
