@@ -337,8 +337,10 @@ def captured_fine_tune(monkeypatch):
     return seen
 
 
-def _start_finetune(at: AppTest, steps: int, batch: int | None = None, timeout: float = 120):
-    """Set the steps (and batch), press Start, and wait for the background job to end."""
+def _start_finetune(at: AppTest, steps: int, batch: int | None = None, timeout: float = 120,
+                    stop_at_once: bool = False):
+    """Set the steps (and batch), press Start, and wait for the background job to end
+    (``stop_at_once``: ask it to stop after its first step, and check that it did end)."""
     at.number_input(key="ft_steps").set_value(steps)
     if batch is not None:
         at.number_input(key="ft_batch").set_value(batch)
@@ -346,8 +348,12 @@ def _start_finetune(at: AppTest, steps: int, batch: int | None = None, timeout: 
     at.run()
     assert not at.exception and not at.error
     job = at.session_state["ft_job"]
+    if stop_at_once:
+        job.stop()
     job.wait(timeout)
     assert job.error is None
+    if stop_at_once:
+        assert not job.running
     return job
 
 
@@ -379,17 +385,9 @@ def test_finetune_page_fixes_a_fragment_as_blocks_with_attachment_points(
     captured_fine_tune["call_through"] = True  # the real job, on the block template
     at = _open("finetune")
     at.text_input(key="ft_fragment").set_value("[*]c1ccc(F)cc1")
-    at.number_input(key="ft_steps").set_value(10)
-    at.number_input(key="ft_batch").set_value(8)
-    at.button[0].click()
-    at.run()
-    assert not at.exception and not at.error
-    job = at.session_state["ft_job"]
     # what is checked is the template the job starts from: stop it after its first step (an
     # untrained model's ring-rich strings make each step slow)
-    job.stop()
-    job.wait(120)
-    assert not job.running and job.error is None
+    _start_finetune(at, steps=10, batch=8, stop_at_once=True)
     model = fragment_block_default
     expected = plan_design(model, 1, "[*]c1ccc(F)cc1", 0, seed=0).templates[0]
     assert (expected != model.mask_id).sum() > 5  # the block, then masks

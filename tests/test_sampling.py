@@ -187,18 +187,14 @@ def test_a_position_with_one_allowed_token_costs_no_network_pass(model, monkeypa
 
 
 def _masked_nucleus(probs: list[float], allowed: list[bool], top_p: float) -> dict[int, float]:
-    """What :func:`_draw` gives after masking: token -> probability (the reference)."""
-    from mam_core.core.sampling import _draw
+    """What :func:`_draw` draws from after masking: token -> probability (the reference)."""
+    from mam_core.core.sampling import nucleus
 
     logits = torch.log(torch.tensor(probs, dtype=torch.float64)).masked_fill(
         ~torch.tensor(allowed), float("-inf"))
-    draws = _draw(logits.expand(1, -1), 1.0, torch.Generator().manual_seed(0), top_p)
-    assert draws.numel() == 1
-    p = torch.softmax(logits, -1)
-    sp, idx = p.sort(descending=True)
-    keep = {int(i): float(q) for i, q, b in zip(idx, sp, sp.cumsum(0) - sp) if b < top_p and q > 0}
-    total = sum(keep.values())
-    return {i: q / total for i, q in keep.items()}
+    kept = nucleus(torch.softmax(logits, -1).unsqueeze(0), top_p)[0]
+    total = float(kept.sum())
+    return {i: float(q) / total for i, q in enumerate(kept) if q > 0}
 
 
 def test_nucleus_asked_token_by_token_is_the_nucleus_of_the_masked_distribution():

@@ -445,8 +445,6 @@ class BlockGrammar:
         token may follow it: the length bound and the aromaticity check, each right on its own,
         can together leave no way forward, typically an aromatic ring closed on the one atom
         that must still take a label."""
-        if s.dead:
-            return [True] * self.K
         return [self.allows(s, i, budget) for i in range(self.K)]
 
     def allows(self, s: GrammarState, i: int, budget: int) -> bool:
@@ -544,13 +542,7 @@ class BlockGrammar:
         return out
 
     def _check(self, s: GrammarState, budget: int, no_pad: bool):
-        memo: dict = {}
-
-        def check(i: int) -> bool:
-            if i not in memo:
-                memo[i] = not (no_pad and i == self.pad) and self.allows(s, i, budget)
-            return memo[i]
-        return check
+        return lambda i: not (no_pad and i == self.pad) and self.allows(s, i, budget)
 
 
 def _cornered(s: GrammarState) -> bool:

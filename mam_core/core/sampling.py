@@ -27,13 +27,19 @@ def _draw(logits: torch.Tensor, temperature: float, generator, top_p: float = 1.
     truncation: only the most likely tokens whose probabilities add up to ``top_p`` stay."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (n, K)
-    if top_p < 1.0:
-        sorted_p, idx = probs.sort(dim=-1, descending=True)  # (n, K)
-        before = sorted_p.cumsum(dim=-1) - sorted_p  # mass of the more likely tokens
-        sorted_p = torch.where(before < top_p, sorted_p, torch.zeros_like(sorted_p))
-        probs = torch.zeros_like(probs).scatter_(1, idx, sorted_p)
+    probs = nucleus(torch.softmax(logits.float() / temperature, dim=-1), top_p)  # (n, K)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (n,)
+
+
+def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``(n, K)`` probabilities with the tokens outside the top-p nucleus set to zero: only the
+    most likely tokens whose probabilities add up to ``top_p`` stay (not renormalised)."""
+    if top_p >= 1.0:
+        return probs
+    sorted_p, idx = probs.sort(dim=-1, descending=True)  # (n, K)
+    before = sorted_p.cumsum(dim=-1) - sorted_p  # mass of the more likely tokens
+    sorted_p = torch.where(before < top_p, sorted_p, torch.zeros_like(sorted_p))
+    return torch.zeros_like(probs).scatter_(1, idx, sorted_p)
 
 
 def nucleus_of_allowed(probs: list[float], allows, top_p: float) -> list[tuple[int, float]]:
@@ -202,7 +208,7 @@ def fill_in_order(
         tok = x[rows, pos].clone()
         need = active
         if by_token:
-            checks = [None] * x.shape[0]
+            checks: list = [None] * x.shape[0]
             act = active.nonzero().squeeze(1)
             for b, c in zip(act.tolist(), constraint.checks(x[act], pos[act], model.mask_id)):
                 checks[b] = c
@@ -211,16 +217,7 @@ def fill_in_order(
                 tok[forced] = torch.tensor([c for c in checks if isinstance(c, int)],
                                            device=x.device)
             need = active & ~forced
-            idx = need.nonzero().squeeze(1)
-            if idx.numel():
-                logits = _conditional(model, x[idx], bf16)[torch.arange(idx.numel()), pos[idx]]
-                tok[idx] = _draw_checked(logits, temperature, generator, top_p,
-                                         [checks[b] for b in idx.tolist()])
-            x[rows, pos] = tok
-            if trajectory is not None:
-                trajectory.append(x.clone())
-            continue
-        if constraint is not None:
+        elif constraint is not None:
             allowed = _allowed(constraint, x, pos, model.mask_id)
             # A row allowed one token draws it with probability one: no network pass (the
             # pads after a molecule's end, for example).
@@ -234,9 +231,13 @@ def fill_in_order(
                 trace.allowed[rows[active], pos[active]] = allowed[active]
         if idx.numel():
             logits = _conditional(model, x[idx], bf16)[torch.arange(idx.numel()), pos[idx]]
-            if constraint is not None:
-                logits = logits.masked_fill(~allowed[idx], float("-inf"))
-            tok[idx] = _draw(logits, temperature, generator, top_p)  # (n_need,)
+            if by_token:
+                tok[idx] = _draw_checked(logits, temperature, generator, top_p,
+                                         [checks[b] for b in idx.tolist()])
+            else:
+                if constraint is not None:
+                    logits = logits.masked_fill(~allowed[idx], float("-inf"))
+                tok[idx] = _draw(logits, temperature, generator, top_p)  # (n_need,)
             if trace is not None:
                 ref = None
                 if reference is not None:
