@@ -287,11 +287,6 @@ class BlockGrammar:
         atoms = [a for a in range(s.block_start, len(s.used)) if self.aromatic[s.atom_tok[a]]]
         if not atoms:
             return True
-        adj: dict = {a: [] for a in atoms}
-        for i, j in s.arom_bonds:
-            if i in adj and j in adj:
-                adj[i].append(j)
-                adj[j].append(i)
         used = s.used
         if final:
             flexible: set = set()
@@ -306,16 +301,28 @@ class BlockGrammar:
             # (a carbon closing its third aromatic bond has none: it is settled now)
             flexible = {a for a in (s.cur, *s.stack) if a >= 0 and s.room[a] > used[a]}
             flexible.update(a for a, _ in s.rings.values())
-        outside = [a for a in atoms if a not in reachable]
-        if outside:  # the ring search only when some atom cannot join a ring later
-            on_rings = _atoms_on_rings(s.bonds, s.block_start)
-            if any(a not in on_rings for a in outside):
-                return False
-        return all(self._matchable(s, comp, adj, flexible, used)
+        # RDKit reads a bond written between two aromatic atoms as aromatic even off every
+        # ring (a biaryl bond without ``-``), so both atoms need their ring double bond, but it
+        # never puts the double bond there: such a bond is no partner, unless a later closure
+        # may still put it on a ring
+        ring_bonds = _ring_bonds(s.bonds, s.block_start)
+        adj: dict = {a: [] for a in atoms}
+        partners: dict = {a: [] for a in atoms}
+        for i, j in s.arom_bonds:
+            if i in adj and j in adj:
+                adj[i].append(j)
+                adj[j].append(i)
+                if (i, j) in ring_bonds or (i in reachable and j in reachable):
+                    partners[i].append(j)
+                    partners[j].append(i)
+        on_rings = {a for pair in ring_bonds for a in pair}
+        if any(a not in reachable and a not in on_rings for a in atoms):
+            return False
+        return all(self._matchable(s, comp, adj, partners, flexible, used)
                    for comp in _components(atoms, adj))
 
-    def _matchable(self, s: GrammarState, comp: list, adj: dict, flexible: set,
-                   used: list) -> bool:
+    def _matchable(self, s: GrammarState, comp: list, adj: dict, partners: dict,
+                   flexible: set, used: list) -> bool:
         must, may = set(), set()
         for a in comp:
             # RDKit counts an aromatic bond as 1.5: four are too many, three leave carbon none
@@ -339,7 +346,8 @@ class BlockGrammar:
             steps[0] += 1
             if steps[0] > _KEKULE_SEARCH_LIMIT:
                 return True  # too many choices to settle here: allow
-            options = {m: [b for b in adj[m] if b in eligible and b not in taken] for m in left}
+            options = {m: [b for b in partners[m] if b in eligible and b not in taken]
+                       for m in left}
             m = min(options, key=lambda a: len(options[a]))
             for b in options[m]:
                 if solve(left - {m, b}, taken | {m, b}):
@@ -554,36 +562,38 @@ def _cornered(s: GrammarState) -> bool:
             and s.free(s.cur) <= 1 and not any(s.free(b) >= 1 for b in s.stack))
 
 
-def _atoms_on_rings(bonds: set, first: int) -> set:
-    """Atoms (from ``first`` on) on a ring of the bond graph: those with a bond that is not a
-    bridge."""
+def _ring_bonds(bonds: set, first: int) -> set:
+    """Bonds ``(i, j)``, ``i < j``, among atoms ``first`` on that lie on a ring of the bond
+    graph: those that are not bridges (Tarjan's low-link, one depth-first pass)."""
     adj: dict = {}
     for i, j in bonds:
         if i >= first and j >= first:
-            adj.setdefault(i, set()).add(j)
-            adj.setdefault(j, set()).add(i)
-
-    def joined_without(a: int, b: int) -> bool:
-        seen, todo = {a}, [a]
-        while todo:
-            v = todo.pop()
-            for w in adj[v]:
-                if (v, w) in ((a, b), (b, a)) or w in seen:
-                    continue
-                if w == b:
-                    return True
-                seen.add(w)
-                todo.append(w)
-        return False
-
-    out = set()
-    for a, nbrs in adj.items():
-        if a not in out:
-            for b in nbrs:
-                if joined_without(a, b):
-                    out |= {a, b}
-                    break
-    return out
+            adj.setdefault(i, []).append(j)
+            adj.setdefault(j, []).append(i)
+    order: dict = {}
+    low: dict = {}
+    bridges: set = set()
+    for root in adj:
+        if root in order:
+            continue
+        order[root] = low[root] = len(order)
+        stack = [(root, -1, iter(adj[root]))]
+        while stack:
+            v, parent, nbrs = stack[-1]
+            w = next(nbrs, None)
+            if w is None:
+                stack.pop()
+                if parent >= 0:
+                    low[parent] = min(low[parent], low[v])
+                    if low[v] > order[parent]:
+                        bridges.add((min(v, parent), max(v, parent)))
+            elif w not in order:
+                order[w] = low[w] = len(order)
+                stack.append((w, v, iter(adj[w])))
+            elif w != parent:
+                low[v] = min(low[v], order[w])
+    return {(min(i, j), max(i, j)) for i, j in bonds
+            if i >= first and j >= first} - bridges
 
 
 def _may_join_a_ring(s: GrammarState) -> set:
