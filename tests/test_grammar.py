@@ -201,6 +201,28 @@ def test_kekule_cases_agree_with_rdkit():
         assert g.is_complete(ids) == (Chem.MolFromSmiles(text) is not None), text
 
 
+def test_ring_bonds_follow_rdkit_on_random_smiles_of_test_molecules():
+    """The automaton's ring bonds (kept up to date at each ring closure) are RDKit's, for
+    random SMILES of test molecules (rings closed in every order) and rings opened in a branch
+    that has ended."""
+    rdBase.SeedRandomNumberGenerator(0)
+    mols = [Chem.MolFromSmiles(s) for s in load_moses("test")[:60]]
+    texts = [Chem.MolToSmiles(m, doRandom=True, canonical=False) for m in mols for _ in range(2)]
+    # RDKit closes a ring on a descendant of the atom that opened it; a model need not
+    texts += ["CC(C1)CC1", "C(C1)C(CC2)CC1C2", "c1cc(C2)ccc1CC2", "CC(C1)(C2)CC12"]
+    toks = sorted({t for text in texts for t in _tokens(text)}) + ["<pad>"]
+    g = BlockGrammar(toks, "<pad>")
+    n_ring = 0
+    for text in texts:
+        s = g.state_of(_ids(g, _tokens(text)))
+        mol = Chem.MolFromSmiles(text)
+        want = {tuple(sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx())))
+                for b in mol.GetBonds() if b.IsInRing()}
+        assert set(s.ring_bonds) == want, text
+        n_ring += len(want)
+    assert n_ring > 500
+
+
 def test_a_ring_closure_on_a_full_aromatic_carbon_is_checked_at_once():
     """A carbon closing its third aromatic bond has no bond left to change: the check treats
     it as settled (regression: ``c1ccc2ccccc2`` then ``1``, nine aromatic carbons, was let

@@ -102,6 +102,7 @@ class GrammarState:
     ring_explicit: dict = field(default_factory=dict)  # open ring digit -> opened with a bond token
     block_start: int = 0  # first atom of the current block
     tree_parent: list = field(default_factory=list)  # atom each atom was written after (-1: none)
+    ring_bonds: frozenset = frozenset()  # bonds (i < j) of the current block that lie on a ring
 
     def copy(self) -> "GrammarState":
         return GrammarState(self.prev, self.bond, self.bond_follows_atom, self.cur,
@@ -109,7 +110,7 @@ class GrammarState:
                             dict(self.rings), dict(self.labels), self.n_labels, self.block,
                             self.parent, self.ended, self.dead, self.explicit_bond,
                             self.atom_tok, self.arom_bonds, dict(self.ring_explicit),
-                            self.block_start, self.tree_parent)
+                            self.block_start, self.tree_parent, self.ring_bonds)
 
     @property
     def depth(self) -> int:
@@ -305,7 +306,7 @@ class BlockGrammar:
         # ring (a biaryl bond without ``-``), so both atoms need their ring double bond, but it
         # never puts the double bond there: such a bond is no partner, unless a later closure
         # may still put it on a ring
-        ring_bonds = _ring_bonds(s.bonds, s.block_start)
+        ring_bonds = s.ring_bonds
         adj: dict = {a: [] for a in atoms}
         partners: dict = {a: [] for a in atoms}
         for i, j in s.arom_bonds:
@@ -420,6 +421,7 @@ class BlockGrammar:
             s.prev = _RING
         elif kind == "dot":
             s.block_start = len(s.used)
+            s.ring_bonds = frozenset()
             s.block += 1
             s.parent = [*s.parent, s.block]
             s.cur = -1
@@ -434,6 +436,7 @@ class BlockGrammar:
         s.used[s.cur] += max(order, opened)
         pair = (min(a, s.cur), max(a, s.cur))
         s.bonds = s.bonds | {pair}
+        s.ring_bonds = s.ring_bonds | {pair} | _tree_path(s.tree_parent, a, s.cur)
         if not explicit and self.aromatic[s.atom_tok[a]] and self.aromatic[s.atom_tok[s.cur]]:
             self._add_aromatic_bond(s, *pair)
 
@@ -562,38 +565,28 @@ def _cornered(s: GrammarState) -> bool:
             and s.free(s.cur) <= 1 and not any(s.free(b) >= 1 for b in s.stack))
 
 
-def _ring_bonds(bonds: set, first: int) -> set:
-    """Bonds ``(i, j)``, ``i < j``, among atoms ``first`` on that lie on a ring of the bond
-    graph: those that are not bridges (Tarjan's low-link, one depth-first pass)."""
-    adj: dict = {}
-    for i, j in bonds:
-        if i >= first and j >= first:
-            adj.setdefault(i, []).append(j)
-            adj.setdefault(j, []).append(i)
-    order: dict = {}
-    low: dict = {}
-    bridges: set = set()
-    for root in adj:
-        if root in order:
-            continue
-        order[root] = low[root] = len(order)
-        stack = [(root, -1, iter(adj[root]))]
-        while stack:
-            v, parent, nbrs = stack[-1]
-            w = next(nbrs, None)
-            if w is None:
-                stack.pop()
-                if parent >= 0:
-                    low[parent] = min(low[parent], low[v])
-                    if low[v] > order[parent]:
-                        bridges.add((min(v, parent), max(v, parent)))
-            elif w not in order:
-                order[w] = low[w] = len(order)
-                stack.append((w, v, iter(adj[w])))
-            elif w != parent:
-                low[v] = min(low[v], order[w])
-    return {(min(i, j), max(i, j)) for i, j in bonds
-            if i >= first and j >= first} - bridges
+def _tree_path(tree_parent: list, a: int, b: int) -> set:
+    """The bonds ``(i < j)`` between atoms ``a`` and ``b`` of one block along the bonds each
+    atom was written with: closing a ring from ``a`` to ``b`` puts exactly these (and the
+    closing bond) on a ring, since every other bond is on a ring already or on no path."""
+    up: dict = {}
+    v, depth = a, 0
+    while v >= 0:
+        up[v] = depth
+        v, depth = tree_parent[v], depth + 1
+    path = set()
+    v = b
+    while v not in up:
+        w = tree_parent[v]
+        path.add((min(v, w), max(v, w)))
+        v = w
+    meet = v
+    v = a
+    while v != meet:
+        w = tree_parent[v]
+        path.add((min(v, w), max(v, w)))
+        v = w
+    return path
 
 
 def _may_join_a_ring(s: GrammarState) -> set:
