@@ -260,6 +260,26 @@ def test_no_token_is_allowed_that_leaves_nothing_to_follow(text):
     assert any(g.allowed_in(before, budget=D - len(ids)))  # and there is another way on
 
 
+def test_near_the_end_a_token_is_allowed_only_if_the_string_can_still_finish():
+    """The length bound looks one token ahead; near the last position that let a model write
+    itself into a string it could not finish in time (sampled: three rings open, three
+    positions left).  A short search refuses the token that starts the dead end and keeps
+    others."""
+    toks = ["C", "N", "O", "c", "o", "(", ")", "=", "1", "2", "3",
+            *(f"%{k}" for k in range(10, 18)), ".", "<pad>"]
+    text = ("C %10 %11 . O = c 1 c c c 2 c c c c c 2 o c 2 c 1 = N C ( = O ) C C C C C N 1 N "
+            "%11 O C C 1 = C C 1 = N C 1 C 1 = N C N 1 C C").split()
+    D = 64
+    g = BlockGrammar(toks, "<pad>")
+    ids = _ids(g, text)
+    refused = _walk(g, ids, D)
+    assert refused is not None and refused < len(ids)
+    assert any(g.allowed_in(g.state_of(ids[:refused]), budget=D - refused - 1))
+    g.search_slack = -D  # the one-token look alone lets the whole string through, to a dead end
+    assert _walk(g, ids, D) is None
+    assert not any(g.allowed_in(g.state_of(ids), budget=D - len(ids) - 1))
+
+
 @pytest.mark.slow
 def test_random_smiles_of_training_molecules_are_allowed():
     """RDKit's random SMILES write rings, branches and aromatic systems in every order."""

@@ -183,6 +183,12 @@ class BlockGrammar:
         kekule: also refuse aromatic systems RDKit cannot kekulise (see :meth:`kekule_ok`).
     """
 
+    #: a token whose state leaves fewer spare positions than this (beyond its length bound),
+    #: or that corners the string, is allowed only once a search finds a way to finish
+    search_slack = 4
+    #: states that search may visit before it gives up and allows the token
+    search_nodes = 8
+
     def __init__(self, tokens, pad_token: str, first_label: int = 10, kekule: bool = True):
         self.tokens = list(tokens)
         self.kekule = kekule
@@ -224,6 +230,10 @@ class BlockGrammar:
                 seen.add(key)
                 order.append(i)
         self._lookahead_order = order
+        # the completion search ends the string first, then closes what is open
+        ends = [i for i, k in enumerate(self.kind) if k in ("pad", "dot")]
+        closers = [i for i in order if self.kind[i] in ("ring", "label", "close")]
+        self._search_order = ends + closers + [i for i in order if i not in closers]
 
     @classmethod
     def for_tokenizer(cls, tokenizer, kekule: bool = True) -> "BlockGrammar":
@@ -463,8 +473,13 @@ class BlockGrammar:
         if s.dead:
             return True
         nxt = self._next_state(s, i, budget)
-        return nxt is not None and (budget == 0 or not _cornered(nxt)
-                                    or self._has_way_forward(nxt, budget - 1))
+        if nxt is None:
+            return False
+        if budget == 0 or nxt.ended:
+            return True
+        if _cornered(nxt) or budget - 1 - nxt.completion_length() < self.search_slack:
+            return self._completes(nxt, budget - 1, [self.search_nodes])
+        return True
 
     def _next_state(self, s: GrammarState, i: int, budget: int) -> GrammarState | None:
         """The state after token ``i`` if it keeps a molecule within ``budget`` more positions
@@ -478,9 +493,19 @@ class BlockGrammar:
             nxt.ended or self.kind[i] == "dot" or self.kekule_ok(nxt, final=budget == 0))
         return nxt if ok else None
 
-    def _has_way_forward(self, s: GrammarState, budget: int) -> bool:
-        """Does any token pass :meth:`_next_state` after ``s``?  Stops at the first one."""
-        return any(self._next_state(s, i, budget) is not None for i in self._lookahead_order)
+    def _completes(self, s: GrammarState, budget: int, nodes: list) -> bool:
+        """Is there a molecule within ``budget`` more tokens after ``s``?  A depth-first search
+        that ends or closes first; past ``nodes[0]`` states it stops undecided and says yes."""
+        for i in self._search_order:
+            nxt = self._next_state(s, i, budget)
+            if nxt is None:
+                continue
+            if budget == 0 or nxt.ended:
+                return True
+            nodes[0] -= 1
+            if nodes[0] < 0 or self._completes(nxt, budget - 1, nodes):
+                return True
+        return False
 
     def state_of(self, ids) -> GrammarState:
         """The state after the token ids ``ids`` (a fresh object the caller may change)."""
