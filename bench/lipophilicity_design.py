@@ -67,7 +67,8 @@ def write_report(out: Path, args, results: dict, hists: dict) -> str:
         fig.add_histogram(x=logp[np.isfinite(logp)], name=name, opacity=0.55,
                           histnorm="probability density")
     fig.add_vline(x=args.target, line_dash="dash", annotation_text="target")
-    fig.update_layout(barmode="overlay", title="logP of 1,000 samples, before and after",
+    fig.update_layout(barmode="overlay",
+                      title=f"logP of {args.samples:,} samples, before and after",
                       xaxis_title="logP (Crippen)")
     fig.write_html(out / "logp_hist.html", include_plotlyjs="cdn")
 
@@ -87,9 +88,12 @@ def write_report(out: Path, args, results: dict, hists: dict) -> str:
         "`quality` GenMol's (valid, unique, QED ≥ 0.6 and SA ≤ 4, over requested)."
         f"\n\n{table}\nHistogram: [logp_hist.html](logp_hist.html).\n\nReproduce: `python "
         f"bench/lipophilicity_design.py --tau {args.tau:g} --beta {args.beta:g} "
-        f"--scratch-steps {args.scratch_steps} --finetune-steps {args.finetune_steps} "
-        f"--scratch-lr {args.scratch_lr:g} --finetune-lr {args.finetune_lr:g} --batch-size "
-        f"{args.batch_size} --method {args.method} "
+        + ("" if args.only == "finetune" else
+           f"--scratch-steps {args.scratch_steps} --scratch-lr {args.scratch_lr:g} ")
+        + ("" if args.only == "scratch" else
+           f"--finetune-steps {args.finetune_steps} --finetune-lr {args.finetune_lr:g} "
+           f"--batch-size {args.batch_size} --method {args.method} ")
+        + f"--samples {args.samples} "
         f"{'--only ' + args.only + ' ' if args.only else ''}--out {args.out}`\n"
     )
     return table

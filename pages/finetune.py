@@ -19,7 +19,8 @@ from energies.spec import parse_reward_spec
 from mam_core.core.config import TrainConfig
 from mam_core.workflows.finetune import fine_tune, fine_tune_method, fine_tune_template
 from mam_core.workflows.model_store import ModelStoreError, save_model
-from mam_core.workflows.generate import generate_molecules
+from mam_core.chem.metrics import drug_like_quality
+from mam_core.workflows.generate import generate_molecules, recommended_sampling
 from mam_core.chem.tokenizers import TokenizationError
 
 REWARDS = {
@@ -276,12 +277,12 @@ if job is not None and not job.running:
     else:
         st.success(f"Finished at step {job.step} ({setup.get('energy', '')}).")
         if st.button("Compare before / after (256 samples each)", key=state.FT_COMPARE):
-            with st.spinner("Sampling…"):
-                before = generate_molecules(
-                    model, 256, setup.get("fragment"), setup.get("start", 0), seed=0
-                )
-                after = generate_molecules(
-                    job.result, 256, setup.get("fragment"), setup.get("start", 0), seed=0
+            with st.spinner("Sampling…"):  # drawn as the Design page draws (one draw each)
+                settings = recommended_sampling(model)
+                before, after = (
+                    generate_molecules(m, 256, setup.get("fragment"), setup.get("start", 0),
+                                       seed=0, max_rounds=1, distinct=False, **settings)
+                    for m in (model, job.result)
                 )
             fig = go.Figure()
             for name, table in (("before", before), ("after", after)):
@@ -294,7 +295,10 @@ if job is not None and not job.running:
             st.plotly_chart(fig, key=state.FT_HIST)
             st.caption(
                 f"Mean logP {np.nanmean(before['logP']):.2f} → {np.nanmean(after['logP']):.2f}; "
-                f"mean QED {np.nanmean(before['QED']):.2f} → {np.nanmean(after['QED']):.2f}"
+                f"mean QED {np.nanmean(before['QED']):.2f} → {np.nanmean(after['QED']):.2f}; "
+                f"drug-like (QED ≥ 0.6, SA ≤ 4, unique) "
+                f"{drug_like_quality(before['SMILES'].tolist()):.2f} → "
+                f"{drug_like_quality(after['SMILES'].tolist()):.2f}"
             )
         c1, c2 = st.columns([3, 1])
         name = c1.text_input("Save as", "finetuned", key=state.FT_NAME)

@@ -367,6 +367,10 @@ def test_finetune_page_runs_in_the_background_and_saves(tiny_default):
     assert [r["step"] for r in job.records][-1] == 10 and "reward_mean" in job.records[-1]
     at.run()
     assert any("Finished" in s.value for s in at.success)
+    at.button(key="ft_compare").click().run()
+    assert not at.exception
+    caption = " ".join(c.value for c in at.caption)
+    assert "mean QED" in caption and "drug-like (QED ≥ 0.6, SA ≤ 4, unique)" in caption
     at.text_input(key="ft_name").set_value("my tuned/../model")
     at.button(key="ft_save").click().run()
     assert not at.exception
