@@ -176,3 +176,26 @@ def test_bf16_trunk_marginal_stays_close_to_float32():
     assert fast.dtype == torch.float32
     assert (fast - exact).abs().max() < 0.02 * exact.abs().mean()
     assert not torch.equal(fast, exact)  # it did run in bfloat16
+
+
+@pytest.mark.parametrize("arch,shared", [("transformer", False), ("transformer", True),
+                                         ("mlp", False)])
+def test_conditional_at_one_position_is_the_full_conditional_there(arch, shared):
+    """The sampler's one-position conditional (the transformer's last layer computed for the
+    queried slot only) is the full conditional at that position, row by row."""
+    from mam_core.core.networks import build_network
+
+    torch.manual_seed(0)
+    cfg = NetworkConfig(D=9, K=5, arch=arch, shared_trunk=shared, d_model=16, n_layers=3,
+                        n_heads=2, hidden=32, dropout=0.1)
+    net = build_network(cfg).eval()
+    for p in net.parameters():  # the marginal head starts at zero; move everything
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randint(0, cfg.K + 1, (32, cfg.D))
+    pos = torch.randint(0, cfg.D, (32,))
+    with torch.no_grad():
+        full = net.conditional(x)  # (32, D, K)
+        at = net.conditional_at(x, pos)
+    assert at.shape == (32, cfg.K)
+    torch.testing.assert_close(at, full[torch.arange(32), pos], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(at, full[torch.arange(32), (pos + 1) % cfg.D], atol=1e-3)

@@ -49,10 +49,29 @@ class TransformerTrunk(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.out_dim = cfg.d_model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
         h = self.tok(x)  # (B, D, d)
-        h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1) + self.pos  # (B, D+1, d)
-        return self.norm(self.blocks(h))  # (B, D+1, d)
+        return torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1) + self.pos  # (B, D+1, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.blocks(self._embed(x)))  # (B, D+1, d)
+
+    def forward_at(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``forward(x)[arange(B), idx]``: ``(B, d)``.  Every layer but the last is needed at
+        every slot (the last one attends to them); the last layer's attention output and
+        feed-forward are computed for the one queried slot only."""
+        h = self._embed(x)
+        layers = self.blocks.layers
+        for layer in layers[:-1]:
+            h = layer(h)
+        last = layers[-1]
+        rows = torch.arange(h.shape[0], device=h.device)
+        y = last.norm1(h)  # the encoder layers are pre-norm (norm_first)
+        q = y[rows, idx].unsqueeze(1)  # (B, 1, d)
+        att = last.self_attn(q, y, y, need_weights=False)[0]
+        hq = h[rows, idx].unsqueeze(1) + last.dropout1(att)
+        ff = last.linear2(last.dropout(last.activation(last.linear1(last.norm2(hq)))))
+        return self.norm(hq + last.dropout2(ff)).squeeze(1)
 
 
 class _ResidualBlock(nn.Module):
@@ -163,6 +182,14 @@ class TwoHeadNet(nn.Module):
     def conditional(self, x: torch.Tensor) -> torch.Tensor:
         """Conditional logits: ``(B, D) -> (B, D, K)``."""
         return self._cond(self.conditional_trunk(x))
+
+    def conditional_at(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Conditional logits at one position per row, ``conditional(x)[arange(B), pos]``:
+        ``(B, D), (B,) -> (B, K)``.  What a sampler filling one position needs; the
+        transformer skips the last layer's work at the other positions."""
+        if self.cfg.arch != "transformer":
+            return self.conditional(x)[torch.arange(x.shape[0], device=x.device), pos]
+        return self.conditional_head(self.conditional_trunk.forward_at(x, pos + 1))
 
     def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(g (B,), logits (B, D, K))``; one trunk pass when the trunk is shared."""

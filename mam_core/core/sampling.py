@@ -110,6 +110,18 @@ def _conditional(model, x: torch.Tensor, bf16: bool) -> torch.Tensor:
         return model.net.conditional(x).float()
 
 
+def _conditional_at(model, x: torch.Tensor, pos: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """Conditional logits ``(n, K)`` at position ``pos[b]`` of each row, float32: a sampler
+    filling one position per row needs no more (the network may skip work elsewhere)."""
+    at = getattr(model.net, "conditional_at", None)
+    if at is None:
+        return _conditional(model, x, bf16)[torch.arange(x.shape[0], device=x.device), pos]
+    if not bf16:
+        return at(x, pos)
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+        return at(x, pos).float()
+
+
 def _allowed(constraint, x: torch.Tensor, pos: torch.Tensor, mask_id: int) -> torch.Tensor:
     """``(n, K)`` bool: the tokens ``constraint`` allows at ``pos`` (a syntax, for example); a
     row where it allows nothing allows everything, i.e. keeps the model's own conditional."""
@@ -230,7 +242,7 @@ def fill_in_order(
             if constraint is not None:
                 trace.allowed[rows[active], pos[active]] = allowed[active]
         if idx.numel():
-            logits = _conditional(model, x[idx], bf16)[torch.arange(idx.numel()), pos[idx]]
+            logits = _conditional_at(model, x[idx], pos[idx], bf16)
             if by_token:
                 tok[idx] = _draw_checked(logits, temperature, generator, top_p,
                                          [checks[b] for b in idx.tolist()])
@@ -241,7 +253,7 @@ def fill_in_order(
             if trace is not None:
                 ref = None
                 if reference is not None:
-                    ref = _conditional(reference, x[idx], False)[torch.arange(idx.numel()), pos[idx]]
+                    ref = _conditional_at(reference, x[idx], pos[idx], False)
                     if constraint is not None:
                         ref = ref.masked_fill(~allowed[idx], float("-inf"))
                 trace.record(idx, pos[idx], tok[idx], logits, ref)
