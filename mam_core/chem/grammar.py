@@ -10,7 +10,9 @@ valences and refuses a ring bond between atoms already bonded.  An aromatic ring
 one RDKit can kekulise: after every token, some choice of ring double bonds must still be able
 to give every ``c`` and pyridine-like ``n`` exactly one, and every aromatic atom must lie on a
 ring or still be able to join one, so ``c1cccc1`` or ``c1ccnc1`` are refused at the closing
-digit and the model writes a longer ring or a ``[nH]`` instead.
+digit and the model writes a longer ring or a ``[nH]`` instead.  The length bound and these
+checks look one token ahead; where that is not enough (near the last position, or where one
+atom must carry the string on) a short search for a way to finish decides.
 
 The constraint applies at the *frontier*: a position whose left context is fully known.  With
 the ``l2r`` order (or a fixed prefix such as a fragment's blocks followed by masks) every drawn
