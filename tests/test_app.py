@@ -157,7 +157,21 @@ def test_design_page_pasted_fragment_shows_task_summary_and_matched_atoms(
     assert any("positions filled" in c.value for c in at.caption)
 
 
-def test_design_page_keeps_failed_rows_apart(fragment_block_default, drawn_grids):
+def test_design_page_keeps_failed_rows_apart(fragment_block_default, drawn_grids, monkeypatch):
+    """Rows that end without the fragment are listed apart and never drawn as successes. The
+    grammar keeps even an untrained model's rows valid and on the fragment, so the check reports
+    two SMILES in three as misses (by length): about 1 row in 5 still misses after four rounds."""
+    from mam_core.workflows import generate
+
+    real_check = generate._check
+
+    def two_in_three_miss(smiles, spec):
+        status, hit, canon = real_check(smiles, spec)
+        if status == generate.STATUS_OK and len(canon) % 3:
+            return generate._MISSING, (), canon
+        return status, hit, canon
+
+    monkeypatch.setattr(generate, "_check", two_in_three_miss)
     at = _open("design")
     assert not [
         w for w in at.number_input if w.key == "design_start"
@@ -168,7 +182,7 @@ def test_design_page_keeps_failed_rows_apart(fragment_block_default, drawn_grids
     assert not at.exception and not at.error
     table = at.session_state["design_table"]
     failed = table[table["status"] != "ok"]
-    assert len(failed) > 0  # an untrained model misses the fragment in some rows
+    assert len(failed) > 0
     summary = table.attrs["summary"]
     assert any(f"{summary['matched']} contain the fragment" in m.value for m in at.markdown)
     box = [e for e in at.expander if f"{len(failed)} failed rows" in e.label]
