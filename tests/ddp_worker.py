@@ -118,7 +118,9 @@ if __name__ == "__main__":
     if dist.launched_by_torchrun():
         dist.init_from_env("cpu")
     torch.set_num_threads(1)
+    finished = False
     try:
         {"loop": run_loop, "trainers": run_trainers}[mode](out)
+        finished = True
     finally:
-        dist.shutdown()
+        dist.shutdown(wait_for_peers=finished)

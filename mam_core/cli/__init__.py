@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(message)s")
     who = f"mam {args.command}"
+    finished = False
     try:
         if dist.launched_by_torchrun():
             _join_torchrun(args)
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in TRAINING_COMMANDS:
             torch.manual_seed(args.seed)  # the network's initial weights: reruns are reproducible
         args.func(args)
+        finished = True
     except (CLIError, DataError, MoleculeDataError, ckpt.CheckpointError, TrainingDiverged,
             ValueError, OSError, RuntimeError) as err:
         print(f"{who}: error: {err}", file=sys.stderr)
@@ -72,5 +74,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if dist.launched_by_torchrun():
-            dist.shutdown()
+            dist.shutdown(wait_for_peers=finished)
     return 0

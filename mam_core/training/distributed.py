@@ -89,9 +89,16 @@ def init_from_env(device: str = "auto", timeout_s: float = 1800.0) -> torch.devi
     return dev
 
 
-def shutdown() -> None:
+def shutdown(wait_for_peers: bool = True) -> None:
+    """Leave the process group. After a clean run the ranks leave together: one that tears down
+    gloo while a peer is still finishing (rank 0 writes checkpoints) can abort the peer at exit.
+    After an error there is no waiting, since the peers may never reach the barrier."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if wait_for_peers:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def local_batch(global_batch: int) -> int:
