@@ -54,11 +54,13 @@ def test_mle_two_stages_match_brute_force():
 
 @pytest.mark.slow
 def test_energy_based_ising_3x3_reaches_small_exact_kl():
-    # REINFORCE training is chaotic: the thread count changes float reduction order and with it
-    # the run. One thread keeps that order fixed; with two, one machine's run reached KL 0.37
-    # from seed 0 while one thread gives 0.027-0.028 for seeds 0-5 there.
+    """The paper's coupling (σ = 0.1, DESIGN §3): a target spread over many states (entropy 4.9
+    nats, KL 1.36 to uniform), so the chains move and both heads must learn all of it. At σ = 0.5
+    97 % of the mass sits on one state, the chains never leave it, and the marginal's error on
+    states no chain visits decided the KL (0.03 or 0.19 by seed and machine). Here seeds 0-2
+    reach marginal KL 7e-5 to 9e-5 and AO-ARM KL 2.5e-3 to 3.0e-3 after 800 steps."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # one reduction order: the same run on every machine
     try:
         _ising_3x3_checks()
     finally:
@@ -66,21 +68,21 @@ def test_energy_based_ising_3x3_reaches_small_exact_kl():
 
 
 def _ising_3x3_checks():
-    energy = IsingEnergy(3, sigma=0.5, bias=0.2)
+    energy = IsingEnergy(3, sigma=0.1, bias=0.2)
     logp_true = energy.exact_log_probs()
     states = energy.all_states()
     model = MaM(NetworkConfig(D=9, K=2, arch="mlp", hidden=256, n_layers=3))
-    res = train_eb(model, energy, TrainConfig(steps=1500, batch_size=256, lr=1e-3, log_every=100),
+    res = train_eb(model, energy, TrainConfig(steps=800, batch_size=256, lr=1e-3, log_every=100),
                    progress=False)
     with torch.no_grad():
         lm = model.log_marginal(states).double()
     log_z = float(torch.logsumexp(lm, 0))
-    assert abs(log_z) < 0.15  # normalisation holds up to self-consistency error
-    assert _kl(lm - log_z, logp_true) < 0.05
-    assert _kl(model.log_likelihood_arm(states, order="l2r"), logp_true) < 0.05
+    assert abs(log_z) < 0.05  # normalisation holds up to self-consistency error
+    assert _kl(lm - log_z, logp_true) < 2e-3
+    assert _kl(model.log_likelihood_arm(states, order="l2r"), logp_true) < 1e-2
     # samples from the conditional head match the exact single-site marginals
     samples = model.sample(20000, seed=0).double().mean(0)
-    assert float((samples - energy.exact_site_marginals()).abs().max()) < 0.04
+    assert float((samples - energy.exact_site_marginals()).abs().max()) < 0.02  # 0.005 measured
     # the target is far from uniform, so this is not trivially satisfied
     assert float(energy.exact_site_marginals().min()) > 0.7
     keys = res.history[-1].keys()
