@@ -53,6 +53,23 @@ def test_the_timed_sides_are_one_pass_against_one_pass_per_observed_position():
     assert s["ms_per_molecule_arm"] == pytest.approx(1e3 * agree.seconds_arm / 10)
 
 
+def test_both_reductions_over_orders_come_from_the_same_orders():
+    from mam_core.core.likelihood import log_likelihood_arm_per_order
+
+    m = perturbed(MaM(NetworkConfig(D=6, K=3, arch="mlp", hidden=16, n_layers=1)))
+    x = torch.randint(0, 3, (10, 6), generator=torch.Generator().manual_seed(0))
+    agree = likelihood_agreement(m, x, num_orders=4, batch_size=4, seed=2)
+    per = torch.cat([log_likelihood_arm_per_order(m, b, num_orders=4, seed=2 + i)
+                     for i, b in enumerate(x.split(4))], dim=1).numpy()  # (4, 10)
+    assert np.allclose(agree.arm_mean, per.mean(0))
+    assert np.allclose(agree.arm, np.logaddexp.reduce(per, axis=0) - math.log(4))
+    assert (agree.arm >= agree.arm_mean - 1e-9).all()  # Jensen
+    s = agree.summary()
+    assert s["nll_arm_mean_nats"] == pytest.approx(-per.mean())
+    assert s["relative_gap_mean"] == pytest.approx(
+        (s["nll_mam_nats"] - s["nll_arm_mean_nats"]) / s["nll_arm_mean_nats"])
+
+
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 0.8])
 def test_bits_per_token_count_the_observed_positions(fraction):
     """A fresh MaM is the uniform distribution: log2 K bits per observed token however much is

@@ -184,7 +184,8 @@ def run_eval(args) -> None:
     print(
         f"report: {Path(args.out) / 'report.md'}\nNLL AO-ARM {full['nll_arm_nats']:.2f} vs MaM "
         f"{full['nll_mam_nats']:.2f} nats; Spearman {full['spearman']:.3f}, Pearson "
-        f"{full['pearson']:.3f}; speed-up {full['speedup']:.1f}x; validity "
+        f"{full['pearson']:.3f} (mean over orders: {full['nll_arm_mean_nats']:.2f} nats, Spearman "
+        f"{full['spearman_mean']:.3f}); speed-up {full['speedup']:.1f}x; validity "
         f"{result['samples']['validity']:.3f}, uniqueness {result['samples']['uniqueness']:.3f}, "
         f"novelty {result['samples']['novelty']:.3f}, quality "
         f"{result['samples']['quality']:.3f}{fcd_line}"

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from .orders import make_orders, restrict_order
 from .rng import make_generator
 
-__all__ = ["log_likelihood_arm", "log_likelihood_arm_given_order", "arm_log_likelihood",
-           "ao_arm_bound"]
+__all__ = ["log_likelihood_arm", "log_likelihood_arm_given_order", "log_likelihood_arm_per_order",
+           "log_mean_exp", "arm_log_likelihood", "ao_arm_bound"]
 
 
 @torch.no_grad()
@@ -49,6 +49,51 @@ def log_likelihood_arm_given_order(model, x: torch.Tensor, orders: torch.Tensor)
 
 
 @torch.no_grad()
+def log_likelihood_arm_per_order(
+    model,
+    x: torch.Tensor,
+    num_orders: int = 1,
+    order=None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``log p_φ(x_S | σ)`` for ``num_orders`` random orders σ per row (drawn afresh for each
+    row and draw): ``(M, B)`` float64 nats.
+
+    Two ways to reduce it, both consistent as ``M`` grows: :func:`log_likelihood_arm`'s
+    log-mean-exp (the likelihood of the mixture over orders, a tighter bound that rises with
+    ``M``) and the plain mean (``E_σ log p_φ(x | σ)``, the stage-1 bound that self-consistency
+    distils into the marginal, DESIGN §1–2).  Their difference measures how much the
+    conditionals disagree between orders.
+    """
+    x = model.check_input(x)
+    if num_orders < 1:
+        raise ValueError(f"num_orders must be >= 1, got {num_orders}")
+    gen = make_generator(seed, model.device, generator)
+    if order is not None and not (isinstance(order, str) and order == "random"):
+        num_orders = 1
+    spec = "random" if order is None else order
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.stack(
+            [
+                log_likelihood_arm_given_order(
+                    model, x, make_orders(spec, x.shape[0], model.D, x.device, gen)
+                )
+                for _ in range(num_orders)
+            ]
+        )  # (M, B)
+    finally:
+        model.train(was_training)
+
+
+def log_mean_exp(per_order: torch.Tensor) -> torch.Tensor:
+    """``log mean_m exp(per_order[m])`` over the first dimension: the mixture over orders."""
+    return torch.logsumexp(per_order, dim=0) - math.log(per_order.shape[0])
+
+
+@torch.no_grad()
 def log_likelihood_arm(
     model,
     x: torch.Tensor,
@@ -68,27 +113,7 @@ def log_likelihood_arm(
     Returns:
         ``(B,)`` float64 log-likelihoods in nats.
     """
-    x = model.check_input(x)
-    if num_orders < 1:
-        raise ValueError(f"num_orders must be >= 1, got {num_orders}")
-    gen = make_generator(seed, model.device, generator)
-    if order is not None and not (isinstance(order, str) and order == "random"):
-        num_orders = 1
-    spec = "random" if order is None else order
-    was_training = model.training
-    model.eval()
-    try:
-        per_order = torch.stack(
-            [
-                log_likelihood_arm_given_order(
-                    model, x, make_orders(spec, x.shape[0], model.D, x.device, gen)
-                )
-                for _ in range(num_orders)
-            ]
-        )  # (M, B)
-    finally:
-        model.train(was_training)
-    return torch.logsumexp(per_order, dim=0) - math.log(num_orders)
+    return log_mean_exp(log_likelihood_arm_per_order(model, x, num_orders, order, seed, generator))
 
 
 def arm_log_likelihood(model, x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
