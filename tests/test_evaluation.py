@@ -122,4 +122,8 @@ def test_report_end_to_end(tmp_path):
                  "test_likelihoods.csv", "mam_vs_arm.html", "property_logP.html"]:
         assert (tmp_path / name).is_file(), name
     assert json.loads((tmp_path / "metrics.json").read_text())["samples"]["n"] == 40
+    # FCD (fcd_torch is a test dependency) beside its same-n floor of training molecules
+    floor = res["fcd"]["training molecules (same n, floor)"]
+    assert res["fcd"]["samples"]["n"] == 40 and floor["n"] == 40
+    assert res["fcd"]["samples"]["FCD/Test"] > floor["FCD/Test"] > 0
     assert res["sampling"]["temperature"] == 0.8 and res["sampling"]["top_p"] == 0.9

@@ -164,7 +164,8 @@ class EvalResult:
         test_properties: the same for the test molecules they are compared with.
         model: what the report says about the model: ``D``, ``K``, ``arch``, ``d_model``,
             ``n_layers``, ``device``.
-        settings: ``num_orders``, ``n_samples``, ``fragment``, ``fcd_source``.
+        settings: ``num_orders``, ``n_samples``, ``fragment``, ``fcd_source``, ``fcd_skipped``
+            (why FCD was not computed; empty when it was).
     """
 
     metrics: dict
@@ -225,8 +226,10 @@ def compute_eval(
     from ..chem.grammar import grammar_for
     from .generate import STATUS_OK, default_order, generate_molecules, recommended_sampling
 
-    if with_fcd is None:
-        with_fcd = fcd_available()
+    fcd_skipped = ("turned off" if with_fcd is False else
+                   "fcd_torch is not installed; install the eval extra" if not fcd_available()
+                   else "")
+    with_fcd = not fcd_skipped
     tok = tokenizer_of(model)
     if tok is None:
         raise ValueError("this model has no molecule tokenizer; `mam eval` needs a molecule model")
@@ -323,7 +326,7 @@ def compute_eval(
         model={"D": model.D, "K": model.K, "arch": c.arch, "d_model": c.d_model,
                "n_layers": c.n_layers, "device": str(model.device)},
         settings={"num_orders": num_orders, "n_samples": n_samples, "fragment": fragment,
-                  "fcd_source": fcd_source},
+                  "fcd_source": fcd_source, "fcd_skipped": fcd_skipped},
     )
 
 

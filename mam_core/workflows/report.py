@@ -106,7 +106,8 @@ def _report_lines(result: EvalResult) -> list[str]:
             f"it at 30,000 samples ({_MOSES_FCD}).\n"
         )
     else:
-        fcd_text = "\nFCD: not computed (install the eval extra).\n"
+        why = settings.get("fcd_skipped") or "fcd_torch is not installed; install the eval extra"
+        fcd_text = f"\nFCD: not computed ({why}).\n"
     return [
         "# MaM evaluation report\n",
         f"Model: D={model['D']}, K={model['K']}, {model['arch']} (d_model={model['d_model']}, "
