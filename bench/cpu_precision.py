@@ -1,0 +1,75 @@
+"""Training speed in float32 and under bfloat16 autocast, side by side, from the same weights.
+
+Runs ``mam train-arm`` (stage 1) and ``mam distill`` (stage 2) for a few steps in each precision
+from one starting model on the same batches (same seed), then prints seconds per step and the
+mean loss over the last half of the steps. On CPUs with native bfloat16 (AVX512-BF16, AMX) the
+matrix products run about twice as fast; the loss column says whether the lower precision costs
+anything in what is learned over those steps.
+
+    python bench/cpu_precision.py --data runs/default/data.pt --init data/models/default.pt
+
+On 2 AMD EPYC cores with AVX512-BF16, 40 steps of 64 from the shipped model: stage 1 0.62 s →
+0.50 s a step (1.24×) with the same loss (37.04 / 37.03 nats); stage 2 1.45 s → 1.11 s (1.31×)
+but a self-consistency loss of 30.6 against 17.2. The loss compares log-marginals that differ by
+a few tenths of a nat, finer than bfloat16 resolves at |log p| ≈ 40 (0.25): train stage 1 in
+bfloat16 on such CPUs, distil in float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mam_core.core.checkpoint import load_checkpoint
+
+
+def run(stage: str, precision: str, args, out: Path) -> dict:
+    cmd = [sys.executable, "-m", "mam_core.cli", stage, "--data", args.data, "--init", args.init,
+           "--limit", str(args.limit), "--preset", "cpu_small", "--steps", str(args.steps),
+           "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--warmup", "0",
+           "--precision", precision, "--log-every", "5", "--checkpoint-every", "0",
+           "--threads", str(args.threads), "--no-progress", "--out", str(out)]
+    if stage == "train-arm":
+        cmd += ["--l2r-fraction", "0.5"]
+    else:
+        cmd += ["--data-fraction", "1.0"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    history = load_checkpoint(out / "checkpoint.pt").metadata["training"][-1]["history"]
+    sec = statistics.median(r["sec_per_step"] for r in history[1:] if r.get("sec_per_step"))
+    late = [r["loss"] for r in history if r["step"] > args.steps // 2]
+    return {"stage": stage, "precision": precision, "sec_per_step": sec,
+            "late_loss": statistics.fmean(late)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="prepared molecules (mam prepare-data)")
+    p.add_argument("--init", required=True, help="model to start both runs from")
+    p.add_argument("--limit", type=int, default=20000, help="molecules to load")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--stages", nargs="+", default=["train-arm", "distill"])
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for stage in args.stages:
+            for precision in ("fp32", "bf16"):
+                rows.append(run(stage, precision, args, Path(tmp) / f"{stage}-{precision}"))
+                print(rows[-1], flush=True)
+    print(f"\n{args.steps} steps of {args.batch_size}, {args.threads} threads, from {args.init}\n")
+    print("| stage | precision | s / step | speed-up | mean loss, second half |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        base = next(b for b in rows if b["stage"] == r["stage"] and b["precision"] == "fp32")
+        print(f"| {r['stage']} | {r['precision']} | {r['sec_per_step']:.3f} | "
+              f"{base['sec_per_step'] / r['sec_per_step']:.2f}× | {r['late_loss']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
