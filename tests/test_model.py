@@ -218,3 +218,21 @@ def test_conditional_at_one_position_is_the_full_conditional_there(arch, shared)
     assert at.shape == (32, cfg.K)
     torch.testing.assert_close(at, full[torch.arange(32), pos], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(at, full[torch.arange(32), (pos + 1) % cfg.D], atol=1e-3)
+
+
+def test_marginal_heads_stay_float32_under_bfloat16_autocast():
+    """``--precision bf16`` training runs the model under autocast; log p ≈ −225 in bfloat16
+    has steps of 1 nat, coarser than the differences self-consistency compares (0.93 nats off
+    when the heads ran under the autocast too)."""
+    torch.manual_seed(0)
+    m = MaM(NetworkConfig(D=64, K=35, arch="transformer", d_model=64, n_layers=2, n_heads=4,
+                          marginal_pool="cls+sum"))
+    for p in m.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.randint(0, 35, (16, 64))
+    with torch.no_grad():
+        ref = m.log_marginal(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m.log_marginal(x)
+    assert float(ref.abs().min()) > 200
+    assert low.dtype == torch.float32 and float((low - ref).abs().max()) < 0.1
