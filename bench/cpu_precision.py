@@ -9,10 +9,12 @@ anything in what is learned over those steps.
     python bench/cpu_precision.py --data runs/default/data.pt --init data/models/default.pt
 
 On 2 AMD EPYC cores with AVX512-BF16, 40 steps of 64 from the shipped model: stage 1 0.62 s →
-0.50 s a step (1.24×) with the same loss (37.04 / 37.03 nats); stage 2 1.45 s → 1.11 s (1.31×)
-but a self-consistency loss of 30.6 against 17.2. The loss compares log-marginals that differ by
-a few tenths of a nat, finer than bfloat16 resolves at |log p| ≈ 40 (0.25): train stage 1 in
-bfloat16 on such CPUs, distil in float32.
+0.50 s a step (1.24×) with the same loss (37.04 / 37.03 nats). Stage 2 ran 1.45 s → 1.11 s
+(1.31×) but reached a self-consistency loss of 30.6 against 17.2 while the marginal heads ran
+under the autocast too: the loss compares log-marginals that differ by a few tenths of a nat,
+finer than bfloat16 resolves at |log p| ≈ 40 (steps of 0.25). With the heads in float32 (as now)
+the bfloat16 loss is 17.33 against 17.25 (that run shared the cores with another job, so its
+timing is not comparable).
 """
 
 from __future__ import annotations
