@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from mam_core.core.checkpoint import load_checkpoint
+from mam_core.training.loop import median_seconds_per_step
 
 
 def run(stage: str, precision: str, args, out: Path) -> dict:
@@ -41,7 +42,7 @@ def run(stage: str, precision: str, args, out: Path) -> dict:
         cmd += ["--data-fraction", "1.0"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     history = load_checkpoint(out / "checkpoint.pt").metadata["training"][-1]["history"]
-    sec = statistics.median(r["sec_per_step"] for r in history[1:] if r.get("sec_per_step"))
+    sec = median_seconds_per_step(history)
     late = [r["loss"] for r in history if r["step"] > args.steps // 2]
     return {"stage": stage, "precision": precision, "sec_per_step": sec,
             "late_loss": statistics.fmean(late)}

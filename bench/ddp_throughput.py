@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from mam_core.core.checkpoint import load_checkpoint
+from mam_core.training.loop import median_seconds_per_step
 
 
 def run(nprocs: int, args, out: Path) -> dict:
@@ -36,8 +36,7 @@ def run(nprocs: int, args, out: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
     history = load_checkpoint(out / "checkpoint.pt").metadata["training"][-1]["history"]
-    sec = statistics.median(r["sec_per_step"]
-                            for r in history[1:] if r.get("sec_per_step"))  # skip warm-up
+    sec = median_seconds_per_step(history)
     return {"nprocs": nprocs, "threads": threads, "sec_per_step": sec,
             "chains_per_s": args.batch_size / sec}
 

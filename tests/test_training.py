@@ -245,3 +245,11 @@ def test_l2r_rows_observe_prefixes_and_every_order_still_fits():
     with torch.no_grad():
         for order in ("l2r", "r2l"):
             assert _kl(logp, model.log_likelihood_arm(xs, order=order)) < 0.05, order
+
+
+def test_median_seconds_per_step_leaves_out_the_start_up_record():
+    from mam_core.training.loop import median_seconds_per_step
+
+    history = [{"sec_per_step": 9.0}, {"sec_per_step": 1.0}, {"sec_per_step": None},
+               {"sec_per_step": 3.0}, {"sec_per_step": 2.0}]
+    assert median_seconds_per_step(history) == 2.0

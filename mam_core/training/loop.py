@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,7 +32,8 @@ from ..core.objectives import LossOutput
 from . import distributed as dist
 from .state import Checkpointer, StopFlag
 
-__all__ = ["TrainingDiverged", "TrainResult", "run_training", "lr_factor"]
+__all__ = ["TrainingDiverged", "TrainResult", "run_training", "lr_factor",
+           "median_seconds_per_step"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,12 @@ class TrainResult:
     skipped_steps: int = 0
     checkpoint: str | None = None
     seconds: float = 0.0
+
+
+def median_seconds_per_step(history: list) -> float:
+    """Median ``sec_per_step`` of a run's history records, without the first one (its interval
+    includes start-up: data, first allocations, warm-up of the kernels)."""
+    return statistics.median(r["sec_per_step"] for r in history[1:] if r.get("sec_per_step"))
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

@@ -31,6 +31,9 @@ __all__ = [
     "mask_random_subsets",
 ]
 
+#: Why a report has no FCD when ``fcd_torch`` is missing.
+FCD_NOT_INSTALLED = "fcd_torch is not installed; install the eval extra"
+
 #: Properties compared between samples and the test set.
 PROPERTIES = ("logP", "QED", "SA", "MW", "rings")
 
@@ -159,7 +162,7 @@ class EvalResult:
             ``arm_vs_arm_spearman_mean`` (two draws of orders, each reduction), ``samples``,
             ``test_set``, ``fcd``, ``property_w1``, ``conditional`` and ``sampling``.
         test_likelihoods: one row per scored test molecule: ``smiles``, ``log_p_mam``,
-            ``log_p_arm``.
+            ``log_p_arm`` (log-mean-exp over orders) and ``log_p_arm_mean`` (mean over them).
         sample_properties: the samples' properties (``SMILES`` and :data:`PROPERTIES`).
         test_properties: the same for the test molecules they are compared with.
         model: what the report says about the model: ``D``, ``K``, ``arch``, ``d_model``,
@@ -226,9 +229,9 @@ def compute_eval(
     from ..chem.grammar import grammar_for
     from .generate import STATUS_OK, default_order, generate_molecules, recommended_sampling
 
+    # asked for explicitly, FCD fails with the install hint rather than being left out
     fcd_skipped = ("turned off" if with_fcd is False else
-                   "fcd_torch is not installed; install the eval extra" if not fcd_available()
-                   else "")
+                   FCD_NOT_INSTALLED if with_fcd is None and not fcd_available() else "")
     with_fcd = not fcd_skipped
     tok = tokenizer_of(model)
     if tok is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluation import PROPERTIES, EvalResult
+from .evaluation import FCD_NOT_INSTALLED, PROPERTIES, EvalResult
 
 __all__ = ["write_report", "markdown_table", "LIKELIHOOD_COLUMNS"]
 
@@ -106,7 +106,7 @@ def _report_lines(result: EvalResult) -> list[str]:
             f"it at 30,000 samples ({_MOSES_FCD}).\n"
         )
     else:
-        why = settings.get("fcd_skipped") or "fcd_torch is not installed; install the eval extra"
+        why = settings.get("fcd_skipped") or FCD_NOT_INSTALLED
         fcd_text = f"\nFCD: not computed ({why}).\n"
     return [
         "# MaM evaluation report\n",
