@@ -19,7 +19,7 @@ from rdkit.Chem import Draw
 
 from mam_core.chem.properties import mol_from_smiles, property_of
 from mam_core.core.checkpoint import load
-from mam_core.core.model import bf16_is_native, resolve_device
+from mam_core.core.model import bf16_is_faster, resolve_device
 from mam_core.paths import default_model_path
 from mam_core.workflows.generate import generate_molecules, recommended_sampling
 from mam_core.chem.moses import load_moses
@@ -54,7 +54,8 @@ def main() -> None:
         rows.append((t1 - t0, t2 - t1))
     best = min(rows, key=sum)
     print(f"| Design: {args.n_design} completions of {args.fragment} | sample+properties "
-          f"{best[0]:.2f} s (T {sampling['temperature']}, top-p {sampling['top_p']}) | grid "
+          f"{best[0]:.2f} s (T {sampling['temperature']}, top-p {sampling['top_p']}, "
+          f"{'bfloat16' if bf16_is_faster(model.device) else 'float32'}) | grid "
           f"{best[1]:.2f} s | total {sum(best):.2f} s (best of "
           f"{args.repeats}) |")
 
@@ -89,7 +90,7 @@ def main() -> None:
     diff = (bf16["log_marginal_mam"] - fp32["log_marginal_mam"]).abs()
     print(f"| Outlier screening: {args.n_score} SMILES | one process: float32 {t_fp32:.2f} s, "
           f"bfloat16 trunk {t_bf16:.2f} s | warm pool of {encoding_pool.workers()} + trunk "
-          f"{'bfloat16' if bf16_is_native(model.device) else 'float32'}: {t_pool:.2f} s | log p "
+          f"{'bfloat16' if bf16_is_faster(model.device) else 'float32'}: {t_pool:.2f} s | log p "
           f"differs by {diff.mean():.3f} nats on average, {diff.max():.3f} at most |")
     total, res = page_scoring(True)
     print(f"| Likelihood page: {res.n_scored} scored | total {total:.2f} s | MaM "

@@ -236,3 +236,29 @@ def test_marginal_heads_stay_float32_under_bfloat16_autocast():
             low = m.log_marginal(x)
     assert float(ref.abs().min()) > 200
     assert low.dtype == torch.float32 and float((low - ref).abs().max()) < 0.1
+
+
+def test_inference_precision_follows_the_measured_speed_not_the_cpu_flags(monkeypatch):
+    """Some CPUs with AVX512-BF16 multiply in bfloat16 at half float32's speed; choosing bfloat16
+    from the flags alone made sampling 1.5x slower there."""
+    import mam_core.core.model as model_mod
+
+    monkeypatch.setattr(model_mod, "bf16_is_native", lambda device: True)
+    for bf16_seconds, expected in ((2.0, False), (0.5, True)):
+        model_mod._cpu_bf16_is_faster.cache_clear()
+        timed = {torch.bfloat16: bf16_seconds, torch.float32: 1.0}
+        monkeypatch.setattr(model_mod, "matmul_seconds", lambda dtype, *a, t=timed, **k: t[dtype])
+        assert model_mod.bf16_is_faster("cpu") is expected
+    # without bfloat16 kernels nothing is timed
+    model_mod._cpu_bf16_is_faster.cache_clear()
+    monkeypatch.setattr(model_mod, "bf16_is_native", lambda device: False)
+    monkeypatch.setattr(model_mod, "matmul_seconds", lambda *a, **k: 1 / 0)
+    assert model_mod.bf16_is_faster("cpu") is False
+    model_mod._cpu_bf16_is_faster.cache_clear()
+
+
+def test_matmul_timing_measures_both_precisions():
+    from mam_core.core.model import matmul_seconds
+
+    for dtype in (torch.float32, torch.bfloat16):
+        assert 0 < matmul_seconds(dtype, repeats=1) < 5

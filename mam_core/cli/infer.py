@@ -228,9 +228,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--arm", action="store_true",
                    help="also compute the exact AO-ARM value (D passes)")
     p.add_argument("--float32", action="store_true",
-                   help="molecules: score in float32 throughout (default: bfloat16 trunk where the "
-                        "hardware runs it natively, about twice as fast, a few hundredths of a "
-                        "nat apart)")
+                   help="molecules: score in float32 throughout (default: bfloat16 trunk where "
+                        "it is measured faster on this machine, a few hundredths of a nat apart)")
     from ..workflows.outliers import DEFAULT_SCORE, SCORE_LABELS, SCORES
 
     p.add_argument("--score", default=DEFAULT_SCORE, choices=SCORES,

@@ -103,7 +103,7 @@ def _draw_checked(logits: torch.Tensor, temperature: float, generator, top_p: fl
 
 def _conditional(model, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     """Conditional logits ``(n, D, K)`` in float32; ``bf16`` runs the network under bfloat16
-    autocast (about twice as fast where the hardware has bfloat16 arithmetic)."""
+    autocast (about twice as fast where the hardware has fast bfloat16 arithmetic)."""
     if not bf16:
         return model.net.conditional(x)
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
@@ -295,8 +295,8 @@ def sample(
         constraint: optional ``constraint(x, pos, mask_id) -> (n, K) bool``: the tokens allowed
             at the position about to be filled (e.g. a syntax); the conditional is renormalised
             over them.  The engine does not know what they mean.
-        bf16: run the network in bfloat16 (see :func:`mam_core.core.model.bf16_is_native`):
-            about twice as fast on such hardware; the conditionals move by a few thousandths of
+        bf16: run the network in bfloat16 (see :func:`mam_core.core.model.bf16_is_faster`):
+            about twice as fast where it is faster at all; the conditionals move by a few thousandths of
             a nat of KL (``bench/app_speed.py`` prints it).
         seed / generator: for reproducible draws.
         return_trajectory: also return the list of ``(n, D)`` states after each filled position.

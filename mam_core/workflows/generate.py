@@ -35,7 +35,7 @@ from ..chem.fragments import (
     match_atoms,
     parse_fragment,
 )
-from ..core.model import MaM, bf16_is_native
+from ..core.model import MaM, bf16_is_faster
 from ..chem.molecules import tokenizer_of
 from ..chem.tokenizers import MolTokenizer, make_template
 
@@ -210,8 +210,9 @@ def generate_molecules(
         grammar: SMILES and fragment-block models: draw only tokens that keep the string a
             completable molecule (:mod:`mam_core.chem.grammar`; it acts where the left
             context is known, so with ``l2r`` at every position).
-        bf16: run the network in bfloat16 (twice as fast where the hardware has it, see
-            :func:`mam_core.core.model.bf16_is_native`); ``None`` does so where it is native.
+        bf16: run the network in bfloat16 (twice as fast on some CPUs and GPUs, slower on
+            others); ``None`` does so where it is measured faster
+            (:func:`mam_core.core.model.bf16_is_faster`).
         distinct: a row repeating the molecule of an earlier ``ok`` row is drawn again in the
             next round, like a failed one, so the table holds as many different molecules as
             the rounds allow; repeats left after the last round stay ``ok`` with ``duplicate``
@@ -244,7 +245,7 @@ def generate_molecules(
     order = default_order(model) if order == "auto" else order
     constraint = grammar_for(tok) if grammar else None
     if bf16 is None:
-        bf16 = bf16_is_native(model.device)
+        bf16 = bf16_is_faster(model.device)
     gen = torch.Generator(device=model.device)
     gen.manual_seed(0 if seed is None else int(seed))
     x = torch.empty(n, model.D, dtype=torch.long)

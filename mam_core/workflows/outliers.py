@@ -37,7 +37,7 @@ import torch
 
 from ..chem import encoding_pool
 from ..chem.molecules import tokenizer_of
-from ..core.model import MaM, bf16_is_native, scoring_batch_size
+from ..core.model import MaM, bf16_is_faster, scoring_batch_size
 
 __all__ = [
     "SCORES",
@@ -328,9 +328,9 @@ def _training_partials(tok, ids: torch.Tensor) -> torch.Tensor:
 def _log_marginals(model: MaM, x: torch.Tensor, batch_size: int | None = None,
                    bf16: bool | None = None) -> np.ndarray:
     """One-pass ``log p(x_S)`` of every row, in batches; ``bf16=None``: the bfloat16 trunk
-    where the hardware runs it natively (the screening precision)."""
+    where it is measured faster than float32 (:func:`~mam_core.core.model.bf16_is_faster`)."""
     if bf16 is None:
-        bf16 = bf16_is_native(model.device)
+        bf16 = bf16_is_faster(model.device)
     if batch_size is None:
         batch_size = scoring_batch_size(model.device)
     return torch.cat([model.log_marginal(b.to(model.device), bf16=bf16)
@@ -403,7 +403,7 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
     ``[*]`` where it bonds to the rest).
 
     ``bf16``: screen with the bfloat16 trunk (:meth:`MaM.log_marginal`); ``None`` uses it where
-    the hardware runs it natively, as :func:`calibrate` does.
+    it is measured faster, as :func:`calibrate` does.
 
     Raises:
         ValueError: unknown score name, or a score that needs a calibration the model lacks.
