@@ -6,6 +6,9 @@ returns an ``on_log`` callback that, every ``every`` steps, adds to the history 
 
 * ``heldout_nll`` — the AO-ARM objective (nats per molecule, an upper bound on the NLL) on fixed
   held-out molecules with fixed orders and cuts, so successive values are comparable;
+* ``heldout_nll_l2r`` — where the app samples left to right: the exact NLL of the first
+  ``n_ordered`` held-out molecules in that order, the distribution the samples come from (a
+  run that trains prefix contexts can lower it while the any-order bound rises);
 * ``validity``, ``uniqueness``, ``quality`` — of ``n_samples`` fresh samples drawn as the app
   draws them (the model's default order, with the syntax constraint for SMILES and fragment
   blocks; quality: valid, unique, QED >= 0.6 and SA <= 4, over requested).
@@ -18,8 +21,9 @@ from typing import Callable
 
 import torch
 
-from ..core.likelihood import ao_arm_bound
+from ..core.likelihood import ao_arm_bound, log_likelihood_arm_given_order
 from ..core.model import MaM
+from ..core.orders import make_orders
 
 __all__ = ["molecule_monitor"]
 
@@ -28,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def molecule_monitor(
     model: MaM, heldout: torch.Tensor, every: int, n_samples: int = 128, order: str = "auto",
-    seed: int = 0
+    seed: int = 0, n_ordered: int = 256
 ) -> Callable[[dict], None]:
     """An ``on_log`` callback adding held-out NLL and sample quality to every ``every``-th record.
 
@@ -53,6 +57,11 @@ def molecule_monitor(
         try:
             with torch.no_grad():
                 rec["heldout_nll"] = ao_arm_bound(model, heldout, seed=seed)
+                if order == "l2r" and n_ordered:
+                    x = heldout[:n_ordered].to(model.device)
+                    l2r = make_orders("l2r", len(x), model.D, model.device)
+                    rec["heldout_nll_l2r"] = -float(
+                        log_likelihood_arm_given_order(model, x, l2r).mean())
                 if tok is not None and n_samples:
                     x = model.sample(n_samples, order=order, seed=seed + step,
                                      constraint=grammar_for(tok))
