@@ -10,8 +10,9 @@ returns an ``on_log`` callback that, every ``every`` steps, adds to the history 
   ``n_ordered`` held-out molecules in that order, the distribution the samples come from (a
   run that trains prefix contexts can lower it while the any-order bound rises);
 * ``validity``, ``uniqueness``, ``quality`` — of ``n_samples`` fresh samples drawn as the app
-  draws them (the model's default order, with the syntax constraint for SMILES and fragment
-  blocks; quality: valid, unique, QED >= 0.6 and SA <= 4, over requested).
+  draws them (the model's default order and stored temperature and top-p, with the syntax
+  constraint for SMILES and fragment blocks; quality: valid, unique, QED >= 0.6 and SA <= 4,
+  over requested).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def molecule_monitor(
     from ..chem.grammar import grammar_for
     from ..chem.metrics import drug_like_quality, uniqueness, validity
     from ..chem.molecules import tokenizer_of
-    from .generate import default_order
+    from .generate import default_order, recommended_sampling
 
     tok = tokenizer_of(model)
     if order == "auto":
@@ -64,7 +65,7 @@ def molecule_monitor(
                         log_likelihood_arm_given_order(model, x, l2r).mean())
                 if tok is not None and n_samples:
                     x = model.sample(n_samples, order=order, seed=seed + step,
-                                     constraint=grammar_for(tok))
+                                     constraint=grammar_for(tok), **recommended_sampling(model))
                     smiles = tok.decode_batch(x.cpu())
                     rec.update(validity=validity(smiles), uniqueness=uniqueness(smiles),
                                quality=drug_like_quality(smiles))
