@@ -127,3 +127,16 @@ def test_report_end_to_end(tmp_path):
     assert res["fcd"]["samples"]["n"] == 40 and floor["n"] == 40
     assert res["fcd"]["samples"]["FCD/Test"] > floor["FCD/Test"] > 0
     assert res["sampling"]["temperature"] == 0.8 and res["sampling"]["top_p"] == 0.9
+
+
+def test_spread_slope_tells_a_shrunk_marginal_from_a_noisy_one():
+    """Both have rank correlation below 1; only the shrunk one has a slope below 1."""
+    from mam_core.workflows.evaluation import spread_slope
+
+    arm = np.random.default_rng(0).normal(-36, 6, 500)
+    noise = np.random.default_rng(1).normal(0, 2, 500)
+    assert spread_slope(0.43 * arm + noise, arm) == pytest.approx(0.43, abs=0.03)
+    assert spread_slope(arm + noise, arm) == pytest.approx(1.0, abs=0.03)
+    assert spread_slope(arm, arm) == pytest.approx(1.0)
+    assert math.isnan(spread_slope(arm[:2], arm[:2]))
+    assert math.isnan(spread_slope(arm, np.full(500, -30.0)))

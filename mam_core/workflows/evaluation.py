@@ -91,10 +91,26 @@ class LikelihoodAgreement:
             **correlations(self.mam, self.arm),
             "relative_gap_mean": (nll_mam - nll_mean) / abs(nll_mean) if nll_mean else float("nan"),
             "spearman_mean": correlations(self.mam, mean)["spearman"],
+            "slope_mean": spread_slope(self.mam, mean),
             "ms_per_molecule_mam": 1e3 * self.seconds_mam / self.n,
             "ms_per_molecule_arm": 1e3 * t_arm / self.n,
             "speedup": t_arm / max(self.seconds_mam, 1e-12),
         }
+
+
+def spread_slope(mam, arm) -> float:
+    """Least-squares slope of the MaM's log p on the AO-ARM's across rows: 1 when the marginal
+    separates likely from unlikely molecules as much as the conditionals do, below 1 when it
+    shrinks them towards their mean (what a marginal that cannot resolve each step does under a
+    squared-error objective: a rank correlation does not show it).  NaN for fewer than 3 rows
+    or a constant AO-ARM."""
+    mam, arm = np.asarray(mam, dtype=float), np.asarray(arm, dtype=float)
+    ok = np.isfinite(mam) & np.isfinite(arm)
+    mam, arm = mam[ok], arm[ok]
+    if len(arm) < 3 or np.ptp(arm) == 0:
+        return float("nan")
+    a = arm - arm.mean()
+    return float((a * (mam - mam.mean())).sum() / (a * a).sum())
 
 
 def correlations(a, b) -> dict[str, float]:

@@ -31,6 +31,7 @@ LIKELIHOOD_COLUMNS = [
     "nll_arm_mean_nats",
     "relative_gap_mean",
     "spearman_mean",
+    "slope_mean",
     "ms_per_molecule_mam",
     "ms_per_molecule_arm",
     "speedup",
@@ -124,7 +125,9 @@ def _report_lines(result: EvalResult) -> list[str]:
         "the log-mean-exp: the stage-1 bound, which self-consistency distils into the marginal. "
         "The two differ where the conditionals disagree between orders (the log-mean-exp is "
         f"higher by Jensen's inequality); two draws of orders agree at Spearman {mean_ceiling:.3f} "
-        "under the mean.\n",
+        "under the mean. `slope_mean` is the least-squares slope of the MaM's log p on that mean "
+        "across molecules: 1 when the marginal tells likely from unlikely molecules apart as "
+        "widely as the conditionals do, below 1 when it shrinks them towards their average.\n",
         f"## Samples ({n_samples}; order {sampling['order']}, temperature "
         f"{sampling['temperature']}, top-p {sampling['top_p']}; {t_sample:.1f} s)\n",
         "Quality is GenMol's: valid, unique, QED ≥ 0.6 and SA ≤ 4, over requested.\n",
