@@ -253,3 +253,68 @@ def test_median_seconds_per_step_leaves_out_the_start_up_record():
     history = [{"sec_per_step": 9.0}, {"sec_per_step": 1.0}, {"sec_per_step": None},
                {"sec_per_step": 3.0}, {"sec_per_step": 2.0}]
     assert median_seconds_per_step(history) == 2.0
+
+
+def test_chain_consistency_over_all_steps_regresses_onto_one_orders_arm_likelihood(tiny_model):
+    """k = D: every row's target is the exact AO-ARM likelihood of x in one of the D! orders."""
+    import itertools
+
+    from mam_core.core.likelihood import log_likelihood_arm_given_order
+    from mam_core.core.objectives import chain_consistency_loss
+
+    model, D = tiny_model, tiny_model.D
+    x = torch.randint(0, model.K, (4, D), generator=torch.Generator().manual_seed(0))
+    _, e = chain_consistency_loss(model, x, D, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        target = e + model.log_marginal(x)  # log p_θ(∅) = 0
+        perms = torch.tensor(list(itertools.permutations(range(D))))  # (720, D)
+        for row, t in zip(x, target):
+            per_order = log_likelihood_arm_given_order(model, row.expand(len(perms), -1), perms)
+            assert (per_order - float(t)).abs().min() < 1e-4
+
+
+def test_chain_consistency_vanishes_for_consistent_heads_and_trains_only_the_marginal():
+    """Uniform φ and an untrained (uniform) θ agree on every subset: zero error for every k;
+    a perturbed θ does not, and the gradient reaches θ only."""
+    from mam_core.core.objectives import chain_consistency_loss
+
+    model = MaM(NetworkConfig(D=6, K=3, arch="transformer", d_model=16, n_layers=1, n_heads=2))
+    with torch.no_grad():
+        for p in model.net.conditional_head.parameters():
+            p.zero_()
+    x = torch.randint(0, 3, (32, 6), generator=torch.Generator().manual_seed(0))
+    for k in (1, 3, 6):
+        out, e = chain_consistency_loss(model, x, k, torch.Generator().manual_seed(k))
+        assert float(e.detach().abs().max()) < 1e-5
+    with torch.no_grad():
+        for p in model.marginal_parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
+    out, _ = chain_consistency_loss(model, x, 3, torch.Generator().manual_seed(3))
+    assert float(out.loss) > 1e-3
+    out.loss.backward()
+    assert all(p.grad is None for p in model.conditional_parameters())
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0
+               for p in model.marginal_parameters())
+    with pytest.raises(ValueError, match="k must be"):
+        chain_consistency_loss(model, x, 7)
+
+
+def test_distillation_over_chains_of_steps_reaches_the_exact_marginals():
+    """``sc_steps = 3``: the same fixed point as one-step self-consistency (exact enumeration)."""
+    D, K = 5, 2
+    xs, logp = pairwise_field(D, K, seed=2)
+    g = torch.Generator().manual_seed(0)
+    data = xs[torch.multinomial(logp.exp(), 5000, replacement=True, generator=g)]
+    model = MaM(NetworkConfig(D=D, K=K, arch="mlp", hidden=64, n_layers=2))
+    train_arm(model, data, TrainConfig(steps=500, batch_size=128, lr=3e-3), progress=False)
+    res = distill(model, data, TrainConfig(steps=500, batch_size=128, lr=3e-3, sc_steps=3,
+                                           data_fraction=1.0),
+                  progress=False)
+    assert res.history[-1]["sc_abs_err"] < 0.1
+    with torch.no_grad():
+        mam = model.log_marginal(xs).double()
+        assert _kl(logp, mam) < 0.05
+        partial = data[:400].clone()
+        partial[torch.rand(400, D, generator=torch.Generator().manual_seed(5)) < 0.5] = K
+        true = exact_log_marginal(xs, logp, partial, K)
+        assert float((model.log_marginal(partial).double() - true).abs().mean()) < 0.08

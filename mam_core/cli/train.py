@@ -101,7 +101,7 @@ def _train_config(args, preset: str) -> TrainConfig:
         max_bad_steps=args.max_bad_steps,
         device=args.device,
     )
-    for key in ("sc_weight", "gibbs_k", "data_fraction", "l2r_fraction"):
+    for key in ("sc_weight", "gibbs_k", "data_fraction", "l2r_fraction", "sc_steps"):
         v = getattr(args, key, None)
         if v is not None:
             d[key] = v
@@ -382,6 +382,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-fraction", type=float,
                    help="share of each batch from data (rest: on-policy chains)")
     p.add_argument("--gibbs-k", type=int, help="censor-and-resample block size (default 4)")
+    p.add_argument("--sc-steps", type=int,
+                   help="consecutive steps of an order per consistency constraint (default 1; "
+                        "k > 1 costs k frozen conditional passes per row and penalises the "
+                        "error a marginal accumulates along them)")
     p.add_argument(
         "--marginal-pool",
         choices=["cls", "cls+sum"],

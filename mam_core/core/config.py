@@ -101,6 +101,7 @@ class TrainConfig:
     sc_weight: float = 4.0  # λ: weight of the self-consistency penalty (paper: 4)
     gibbs_k: int = 4  # censor-and-resample block size for persistent chains (paper: 4)
     data_fraction: float = 0.5  # stage 2: share of each batch from data (rest from chains)
+    sc_steps: int = 1  # stage 2: consecutive steps of an order per consistency constraint
     l2r_fraction: float = 0.0  # stage 1: share of rows trained in the left-to-right order
     device: str = "auto"
     # "bf16": each step's forward pass and loss under bfloat16 autocast (weights, optimizer and
@@ -116,6 +117,8 @@ class TrainConfig:
             raise ValueError(f"l2r_fraction must be in [0, 1], got {self.l2r_fraction}")
         if not 0.0 <= self.data_fraction <= 1.0:
             raise ValueError(f"data_fraction must be in [0, 1], got {self.data_fraction}")
+        if self.sc_steps < 1:
+            raise ValueError(f"sc_steps must be >= 1, got {self.sc_steps}")
         if self.gibbs_k < 1:
             raise ValueError(f"gibbs_k must be >= 1, got {self.gibbs_k}")
         if self.max_bad_steps < 1:

@@ -5,6 +5,9 @@ None of them steps an optimizer, so trainers stay short and each loss is testabl
 * :func:`ao_arm_loss` — stage 1, the any-order ARM objective for the conditional head φ.
 * :func:`self_consistency_loss` — marginalisation self-consistency between θ and φ
   (stage 2 distillation with φ frozen; energy-based training with both trained).
+* :func:`chain_consistency_loss` — self-consistency over ``k`` consecutive steps of an order
+  (stage 2 only, φ frozen): penalises the error a marginal accumulates along a walk, not only
+  per step.
 * :func:`energy_based_loss` — REINFORCE estimate of ∇KL(p_θ‖p*) plus λ·self-consistency.
 * :func:`arm_eb_loss` — the same REINFORCE estimate for the autoregressive baseline, whose
   ``log p(x)`` sums D conditionals instead of reading one marginal.
@@ -28,6 +31,7 @@ __all__ = [
     "LossOutput",
     "ao_arm_loss",
     "self_consistency_loss",
+    "chain_consistency_loss",
     "energy_based_loss",
     "reinforce_kl",
     "consistency_pairs",
@@ -145,6 +149,52 @@ def self_consistency_loss(
     loss = D * (e**2).mean()
     metrics = {"sc_loss": float(loss.detach()), "sc_abs_err": float(e.detach().abs().mean())}
     return LossOutput(loss, metrics), e, lm_extra
+
+
+def chain_consistency_loss(model, x: torch.Tensor, k: int,
+                           generator: torch.Generator | None = None):
+    """Self-consistency over ``k`` consecutive steps of a random order, φ frozen (stage 2).
+
+    ``e = log p_θ(x_{σ(<d)}) + Σ_{j<k} log p_φ(x_{σ(d+j)} | x_{σ(<d+j)}) − log p_θ(x_{σ(<d+k)})``
+    with ``d ~ U{0..D−k}``, and ``L = (D/k)·mean(e²)``.  The ``k``-step errors are sums of the
+    one-step errors along the walk, so both losses vanish at the same θ; where θ cannot be
+    exact, the one-step loss lets small per-step errors of one sign add up (a marginal that
+    shrinks every molecule's log p towards the average), which this loss sees.  ``k = D`` is a
+    regression of ``log p_θ(x)`` onto one order's AO-ARM likelihood, whose mean over orders is
+    what self-consistency distils.  Costs ``k`` frozen conditional passes (one position each)
+    per row, beside the two marginal passes.
+
+    Returns:
+        ``(LossOutput, e)``.
+    """
+    B, D = x.shape
+    if not 1 <= k <= D:
+        raise ValueError(f"k must be in 1..D={D}, got {k}")
+    orders = make_orders("random", B, D, x.device, generator)  # (B, D)
+    rank = rank_of(orders)  # (B, D)
+    start = (torch.rand(B, device=x.device, generator=generator) * (D - k + 1)).long()
+    start = start.clamp(max=D - k)  # (B,)
+    x_prev = torch.where(rank < start[:, None], x, model.mask_id)
+    x_cur = torch.where(rank < (start + k)[:, None], x, model.mask_id)
+    lm = model.log_marginal(torch.cat([x_prev, x_cur]), check=False)
+    with torch.no_grad():
+        steps = start[None, :] + torch.arange(k, device=x.device)[:, None]  # (k, B)
+        seen = torch.where(rank[None] < steps[:, :, None], x[None], model.mask_id)  # (k, B, D)
+        pos = orders.gather(1, steps.T).T  # (k, B)
+        tok = x.gather(1, pos.T).T  # (k, B)
+        at = getattr(model.net, "conditional_at", None)
+        flat_seen, flat_pos = seen.reshape(k * B, D), pos.reshape(-1)
+        if at is not None:
+            logits = at(flat_seen, flat_pos)
+        else:
+            logits = model.conditional_logits(flat_seen, check=False)[
+                torch.arange(k * B, device=x.device), flat_pos]
+        lc = F.log_softmax(logits.float(), dim=-1).gather(1, tok.reshape(-1, 1))
+        lc = lc.reshape(k, B).sum(0)  # (B,)
+    e = lm[:B] + lc - lm[B:]
+    loss = (D / k) * (e**2).mean()
+    metrics = {"sc_loss": float(loss.detach()), "sc_abs_err": float(e.detach().abs().mean())}
+    return LossOutput(loss, metrics), e
 
 
 def energy_based_loss(

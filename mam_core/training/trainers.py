@@ -12,8 +12,8 @@ import torch
 
 from ..core.config import TrainConfig
 from ..core.model import MaM
-from ..core.objectives import (LossOutput, ao_arm_loss, arm_eb_loss, energy_based_loss,
-                               policy_gradient_loss, self_consistency_loss)
+from ..core.objectives import (LossOutput, ao_arm_loss, arm_eb_loss, chain_consistency_loss,
+                               energy_based_loss, policy_gradient_loss, self_consistency_loss)
 from ..core.sampling import censor_and_resample, sample, sample_traced
 from . import distributed as dist
 from .loop import TrainResult, run_training
@@ -76,6 +76,8 @@ def distill(model: MaM, data: torch.Tensor, cfg: TrainConfig, warm_start: bool =
             **kw) -> TrainResult:
     """Stage 2: distil the marginal head θ from the frozen conditionals φ by self-consistency,
     on a mixture of data and persistent on-policy chains refreshed by censor-and-resample.
+    ``cfg.sc_steps > 1`` constrains that many consecutive steps of an order at a time
+    (:func:`~mam_core.core.objectives.chain_consistency_loss`).
 
     ``warm_start`` copies φ's trunk into θ's before the first step, unless θ was distilled
     before (separate trunks only; a resumed run restores its own weights afterwards anyway).
@@ -97,6 +99,9 @@ def distill(model: MaM, data: torch.Tensor, cfg: TrainConfig, warm_start: bool =
             state["chains"].copy_(censor_and_resample(model, state["chains"], cfg.gibbs_k,
                                                       generator=gen))
             parts.append(state["chains"])
+        if cfg.sc_steps > 1:
+            return chain_consistency_loss(model, torch.cat(parts), min(cfg.sc_steps, model.D),
+                                          gen)[0]
         loss, _, _ = self_consistency_loss(model, torch.cat(parts), gen, train_conditional=False)
         return loss
 
