@@ -66,10 +66,12 @@ def _with_group(smiles: str, group: str) -> str | None:
     return Chem.MolToSmiles(rw)
 
 
-def test_worst_fragment_reacts_to_one_odd_group_that_per_token_dilutes(calibrated):
-    """Groups filtered out of MOSES, put on test molecules: a few cheap extra tokens lower the
-    per-token NLL, so per_token mostly calls the changed molecule *more* typical; the worst
-    block's surprise does not average the group away, and names it."""
+def test_one_odd_group_makes_a_molecule_more_atypical_and_worst_fragment_names_it(calibrated):
+    """Groups filtered out of MOSES, put on test molecules.  A few cheap extra tokens can lower
+    the per-token NLL: a marginal that shrinks every molecule's log p towards the average
+    (slope 0.43 on the AO-ARM's, the default model before chain distillation) called the changed
+    molecule *more* typical in 70 % of cases.  The worst block's surprise does not average the
+    group away, and names it."""
     model, cal, _ = calibrated
     base, odd, core = [], [], []
     for group in ("*C(=S)S", "*N=NC", "*C(Br)(Br)Br"):
@@ -86,9 +88,9 @@ def test_worst_fragment_reacts_to_one_odd_group_that_per_token_dilutes(calibrate
             named = [c in f for c, f in zip(core, b["atypical_fragment"])]
             # a block picked at random would hold the group in about 1 of 6 molecules
             assert np.mean(named) > 0.4
-    # shipped model, 432 molecules: per token 0.30, worst fragment 0.50 (its predecessor: 0.03,
-    # 0.39; a better model dilutes less)
-    assert up["worst_fragment"] > up["per_token"] + 0.15, up
+    # shipped model, 432 molecules: per token 0.67, worst fragment 0.68 (before chain
+    # distillation: 0.30 and 0.50)
+    assert up["per_token"] > 0.6 and up["worst_fragment"] > 0.6, up
 
 
 def test_worst_fragment_needs_fragment_blocks_and_its_calibration(calibrated):
