@@ -29,8 +29,8 @@ import torch
 
 from mam_core.chem.molecules import tokenizer_of
 from mam_core.core.checkpoint import load
-from mam_core.workflows.evaluation import (correlations, likelihood_agreement,
-                                           mask_random_subsets, spread_slope)
+from mam_core.workflows.evaluation import (LikelihoodAgreement, likelihood_agreement,
+                                           mask_random_subsets)
 
 
 def _conditional_fingerprint(model, x: torch.Tensor) -> torch.Tensor:
@@ -88,12 +88,12 @@ HEADER = ("| model | MaM NLL | gap to lme | gap to mean | Spearman lme / mean | 
 
 
 def _row(name: str, mam: np.ndarray, lme: np.ndarray, mean: np.ndarray) -> str:
-    nll = -mam.mean()
-    return (f"| {name} | {nll:.2f} | {(nll + lme.mean()) / -lme.mean():+.1%} | "
-            f"{(nll + mean.mean()) / -mean.mean():+.1%} | "
-            f"{correlations(mam, lme)['spearman']:.3f} / "
-            f"{correlations(mam, mean)['spearman']:.3f} | {spread_slope(mam, mean):.2f} | "
-            f"{np.abs(mam - mean).mean():.2f} |")
+    """One table row, from the same summary ``mam eval`` reports (timings left out)."""
+    s = LikelihoodAgreement(mam, lme, 0.0, None, 0, arm_mean=mean).summary()
+    return (f"| {name} | {s['nll_mam_nats']:.2f} | {s['relative_gap']:+.1%} | "
+            f"{s['relative_gap_mean']:+.1%} | {s['spearman']:.3f} / {s['spearman_mean']:.3f} | "
+            f"{s['slope_mean']:.2f} | {np.abs(mam - mean).mean():.2f} |")
+
 
 if __name__ == "__main__":
     main()

@@ -17,11 +17,16 @@ from mam_core.training import run_training
 
 
 @pytest.mark.slow
+def _pairwise_samples(D: int, K: int, seed: int, n: int):
+    """Every state of a pairwise field, its exact log-probabilities, and ``n`` draws from it."""
+    xs, logp = pairwise_field(D, K, seed=seed)
+    g = torch.Generator().manual_seed(0)
+    return xs, logp, xs[torch.multinomial(logp.exp(), n, replacement=True, generator=g)]
+
+
 def test_mle_two_stages_match_brute_force():
     D, K = 8, 3
-    xs, logp = pairwise_field(D, K, seed=1)
-    g = torch.Generator().manual_seed(0)
-    data = xs[torch.multinomial(logp.exp(), 20000, replacement=True, generator=g)]
+    xs, logp, data = _pairwise_samples(D, K, 1, 20000)
     model = MaM(NetworkConfig(D=D, K=K, arch="mlp", hidden=128, n_layers=3))
 
     train_arm(model, data, TrainConfig(steps=2000, batch_size=256, lr=1e-3), progress=False)
@@ -201,9 +206,7 @@ def test_bf16_steps_train_the_float32_weights():
     context around the whole loop kept the first step's bfloat16 weights for every forward pass,
     so the loss fell while the float32 weights drifted into nonsense.)"""
     D, K = 6, 3
-    xs, logp = pairwise_field(D, K, seed=2)
-    g = torch.Generator().manual_seed(0)
-    data = xs[torch.multinomial(logp.exp(), 5000, replacement=True, generator=g)]
+    xs, logp, data = _pairwise_samples(D, K, 2, 5000)
     kls = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
@@ -235,9 +238,7 @@ def test_l2r_rows_observe_prefixes_and_every_order_still_fits():
     assert torch.equal(observed, torch.arange(D)[None, :] < n_obs)  # every row sees a prefix
     assert len(set(n_obs.flatten().tolist())) == D  # at every cut
 
-    xs, logp = pairwise_field(D, K, seed=3)
-    g = torch.Generator().manual_seed(0)
-    data = xs[torch.multinomial(logp.exp(), 5000, replacement=True, generator=g)]
+    xs, logp, data = _pairwise_samples(D, K, 3, 5000)
     torch.manual_seed(0)
     model = MaM(NetworkConfig(D=D, K=K, arch="mlp", hidden=64, n_layers=2))
     train_arm(model, data, TrainConfig(steps=600, batch_size=256, lr=3e-3, l2r_fraction=0.5),
@@ -302,9 +303,7 @@ def test_chain_consistency_vanishes_for_consistent_heads_and_trains_only_the_mar
 def test_distillation_over_chains_of_steps_reaches_the_exact_marginals():
     """``sc_steps = 3``: the same fixed point as one-step self-consistency (exact enumeration)."""
     D, K = 5, 2
-    xs, logp = pairwise_field(D, K, seed=2)
-    g = torch.Generator().manual_seed(0)
-    data = xs[torch.multinomial(logp.exp(), 5000, replacement=True, generator=g)]
+    xs, logp, data = _pairwise_samples(D, K, 2, 5000)
     model = MaM(NetworkConfig(D=D, K=K, arch="mlp", hidden=64, n_layers=2))
     train_arm(model, data, TrainConfig(steps=500, batch_size=128, lr=3e-3), progress=False)
     res = distill(model, data, TrainConfig(steps=500, batch_size=128, lr=3e-3, sc_steps=3,

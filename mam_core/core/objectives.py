@@ -182,13 +182,7 @@ def chain_consistency_loss(model, x: torch.Tensor, k: int,
         seen = torch.where(rank[None] < steps[:, :, None], x[None], model.mask_id)  # (k, B, D)
         pos = orders.gather(1, steps.T).T  # (k, B)
         tok = x.gather(1, pos.T).T  # (k, B)
-        at = getattr(model.net, "conditional_at", None)
-        flat_seen, flat_pos = seen.reshape(k * B, D), pos.reshape(-1)
-        if at is not None:
-            logits = at(flat_seen, flat_pos)
-        else:
-            logits = model.conditional_logits(flat_seen, check=False)[
-                torch.arange(k * B, device=x.device), flat_pos]
+        logits = model.net.conditional_at(seen.reshape(k * B, D), pos.reshape(-1))  # (kB, K)
         lc = F.log_softmax(logits.float(), dim=-1).gather(1, tok.reshape(-1, 1))
         lc = lc.reshape(k, B).sum(0)  # (B,)
     e = lm[:B] + lc - lm[B:]
