@@ -89,7 +89,8 @@ HEADER = ("| model | MaM NLL | gap to lme | gap to mean | Spearman lme / mean | 
 
 def _row(name: str, mam: np.ndarray, lme: np.ndarray, mean: np.ndarray) -> str:
     """One table row, from the same summary ``mam eval`` reports (timings left out)."""
-    s = LikelihoodAgreement(mam, lme, 0.0, None, 0, arm_mean=mean).summary()
+    s = LikelihoodAgreement(mam, lme, seconds_mam=0.0, seconds_arm=None, D=0,
+                            arm_mean=mean).summary()
     return (f"| {name} | {s['nll_mam_nats']:.2f} | {s['relative_gap']:+.1%} | "
             f"{s['relative_gap_mean']:+.1%} | {s['spearman']:.3f} / {s['spearman_mean']:.3f} | "
             f"{s['slope_mean']:.2f} | {np.abs(mam - mean).mean():.2f} |")

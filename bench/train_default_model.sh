@@ -45,8 +45,8 @@
 # 11. chains of 32 steps, from stage 10's file, on the first 60,000 embedded MOSES training
 #    molecules: 300 steps of 64 at lr 3e-4 under bfloat16 autocast (61 min on one thread of an
 #    AMD EPYC, 12 s a step; float32 took 24 s, and the shipped run's first 55 steps ran in it):
-#    slope 0.63 -> 0.75, Spearman 0.870 -> 0.902,
-#    mean absolute error to the order average 2.69 -> 2.34 nats; exported as before.
+#    slope 0.63 -> 0.75, Spearman 0.870 -> 0.902, mean absolute error to the order average
+#    2.69 -> 2.34 nats; exported as before.
 #
 # Stage 4 runs bench/train_gpu.py where CUDA is present (on a GPU machine without RDKit, run it
 # there by hand on $RUNS/tokens.npz and put its arm.pt in $RUNS/gpu/); otherwise it runs the

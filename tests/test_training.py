@@ -16,7 +16,6 @@ from mam_core.core.enumeration import kl_divergence as _kl
 from mam_core.training import run_training
 
 
-@pytest.mark.slow
 def _pairwise_samples(D: int, K: int, seed: int, n: int):
     """Every state of a pairwise field, its exact log-probabilities, and ``n`` draws from it."""
     xs, logp = pairwise_field(D, K, seed=seed)
@@ -24,6 +23,7 @@ def _pairwise_samples(D: int, K: int, seed: int, n: int):
     return xs, logp, xs[torch.multinomial(logp.exp(), n, replacement=True, generator=g)]
 
 
+@pytest.mark.slow
 def test_mle_two_stages_match_brute_force():
     D, K = 8, 3
     xs, logp, data = _pairwise_samples(D, K, 1, 20000)
