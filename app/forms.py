@@ -127,7 +127,15 @@ class SamplingSettings:
     custom: str
     temperature: float
     top_p: float
-    grammar: bool = True
+    grammar: str = "full"
+
+
+#: what each constraint mode does, in the words of the sampling form
+CONSTRAINT_LABELS = {
+    "full": "syntax and aromatic rings",
+    "syntax": "syntax; redraw rings that fail",
+    "off": "off (the model alone)",
+}
 
 
 def sampling_ui(prefix: str, D: int, defaults: dict | None = None) -> SamplingSettings:
@@ -167,15 +175,21 @@ def sampling_ui(prefix: str, D: int, defaults: dict | None = None) -> SamplingSe
         key=f"{prefix}_top_p",
         help="Nucleus sampling: keep the most likely tokens covering this probability mass.",
     )
-    grammar = st.checkbox(
+    modes = list(CONSTRAINT_LABELS)
+    grammar = st.selectbox(
         "Syntax check",
-        True,
+        modes,
+        index=modes.index(defaults.get("constraint", "full")),
+        format_func=CONSTRAINT_LABELS.get,
         key=f"{prefix}_grammar",
         help="SMILES and fragment-block models: draw only tokens that keep the string a molecule "
         "(brackets, rings and fragment labels closed, valences respected). It acts where "
-        "everything to the left is written, so fully with 'left to right'.",
+        "everything to the left is written, so fully with 'left to right'. 'Syntax; redraw "
+        "rings that fail' lets the model write its aromatic rings unaided and draws a molecule "
+        "again when RDKit cannot kekulise one: slower, and closer to what the model learned "
+        "(docs/sampling). The default is the model's stored choice.",
     )
-    return SamplingSettings(order, custom, float(temperature), float(top_p), bool(grammar))
+    return SamplingSettings(order, custom, float(temperature), float(top_p), str(grammar))
 
 
 def resolve_order(settings: SamplingSettings, D: int):

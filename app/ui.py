@@ -188,19 +188,19 @@ def replay_generation(
     seed: int,
     temperature: float,
     top_p: float = 1.0,
-    grammar: bool = True,
+    grammar: bool | str = "auto",
 ) -> list:
     """One molecule sampled with the design's settings, as the list of ``(D,)`` states after
     each filled position (the first is the template)."""
-    from mam_core.chem.grammar import grammar_for
+    from mam_core.chem.grammar import constraint_for
     from mam_core.chem.molecules import tokenizer_of
-    from mam_core.workflows.generate import default_order, plan_design
+    from mam_core.workflows.generate import constraint_mode, default_order, plan_design
 
     req = plan_design(model, 1, fragment or None, start, seed)
     _, traj = model.sample(
         1,
         order=default_order(model) if isinstance(order, str) and order == "auto" else order,
-        constraint=grammar_for(tokenizer_of(model)) if grammar else None,
+        constraint=constraint_for(tokenizer_of(model), constraint_mode(model, grammar)),
         template=req.templates,
         seed=seed,
         temperature=temperature,

@@ -15,7 +15,11 @@ from app.ui import (
     summary_line,
     to_sdf,
 )
-from mam_core.workflows.generate import generate_molecules, recommended_sampling
+from mam_core.workflows.generate import (
+    generate_molecules,
+    recommended_constraint,
+    recommended_sampling,
+)
 
 st.title("Design molecules")
 model, tok = require_molecule_model()
@@ -38,7 +42,8 @@ if uses_start:
 usable = fragment_check_ui(model, fragment, start)
 
 with st.form("design"):
-    sampling = sampling_ui("design", model.D, recommended_sampling(model))
+    sampling = sampling_ui("design", model.D, {**recommended_sampling(model),
+                                               "constraint": recommended_constraint(model)})
     c1, c2 = st.columns(2)
     n = c1.number_input("Molecules", 1, 256, 16, key=state.DESIGN_N)
     seed = c2.number_input("Seed", 0, 1_000_000, 0, key=state.DESIGN_SEED)

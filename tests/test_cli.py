@@ -219,7 +219,7 @@ def test_export_stores_calibration_and_sampling_settings_in_half_precision(tmp_p
     from mam_core.chem.moses import load_moses
     from mam_core.chem.molecules import attach_tokenizer
     from mam_core.chem.tokenizers import SelfiesTokenizer
-    from mam_core.workflows.generate import recommended_sampling
+    from mam_core.workflows.generate import recommended_constraint, recommended_sampling
     from mam_core.workflows.outliers import calibration_of
 
     tok = SelfiesTokenizer.build(load_moses("train", limit=300), max_length=40, drop_long=True)
@@ -228,13 +228,15 @@ def test_export_stores_calibration_and_sampling_settings_in_half_precision(tmp_p
     save(model, tmp_path / "run.pt")
     assert recommended_sampling(model) == {"temperature": 1.0, "top_p": 1.0}
     rc = main(["export", "--model", str(tmp_path / "run.pt"), "--out", str(tmp_path / "m.pt"),
-               "--half", "--calibrate", "300", "--temperature", "0.7", "--top-p", "0.95"])
+               "--half", "--calibrate", "300", "--temperature", "0.7", "--top-p", "0.95",
+               "--constraint", "syntax"])
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "outlier calibration" in out.out and "half precision" in out.out
     assert (tmp_path / "m.pt").stat().st_size < 0.7 * (tmp_path / "run.pt").stat().st_size
     shipped = load(tmp_path / "m.pt")
     assert recommended_sampling(shipped) == {"temperature": 0.7, "top_p": 0.95}
+    assert recommended_constraint(shipped) == "syntax" and recommended_constraint(model) == "full"
     assert calibration_of(shipped) is not None and calibration_of(shipped).n_train > 200
     (tmp_path / "in.smi").write_text("CCO\nc1ccccc1\n")
     assert main(["score", "--model", str(tmp_path / "m.pt"), "--input",

@@ -289,3 +289,36 @@ def test_selfies_model_refuses_linker_and_says_so():
     spec = parse_fragment("C[C@H](N[*])C(=O)O")
     ok = table[table["status"] == STATUS_OK]
     assert all(match_atoms(s, spec) for s in ok["SMILES"])
+
+
+def test_constraint_mode_reaches_the_sampler_and_failed_rings_are_drawn_again(safe_model,
+                                                                              monkeypatch):
+    """``grammar`` picks the constraint (``auto``: the model's stored choice); under ``syntax``
+    a ring RDKit cannot kekulise fails the validity check and its row is drawn again."""
+    from mam_core.workflows.generate import SAMPLING_KEY, constraint_mode
+
+    model, tok = safe_model
+    seen = []
+    sampler = ScriptedSampler(model, tok, ["c1cccc1", "CCO", "c1ccccc1"] * 3)
+
+    def recording(n, **kw):
+        seen.append(kw["constraint"])
+        return sampler(n, **kw)
+
+    monkeypatch.setattr(model, "sample", recording)
+    monkeypatch.setitem(model.metadata, SAMPLING_KEY, {"constraint": "syntax"})
+    table = generate_molecules(model, 2, seed=0, max_rounds=2)
+    assert [g.kekule for g in seen] == [False, False]
+    assert list(table["status"]) == [STATUS_OK, STATUS_OK] and list(table["rounds"]) == [2, 1]
+    assert table["SMILES"][0] == canon("c1ccccc1")
+    for grammar, kekule in ((True, True), ("full", True), ("syntax", False)):
+        seen.clear()
+        generate_molecules(model, 1, seed=0, max_rounds=1, grammar=grammar)
+        assert seen[0].kekule is kekule
+    seen.clear()
+    generate_molecules(model, 1, seed=0, max_rounds=1, grammar=False)
+    assert seen == [None]
+    monkeypatch.setitem(model.metadata, SAMPLING_KEY, {"constraint": "bogus"})
+    assert constraint_mode(model, "auto") == "full"
+    with pytest.raises(ValueError, match="auto, full, syntax, off"):
+        constraint_mode(model, "strict")

@@ -9,7 +9,13 @@ import torch
 from rdkit import Chem, rdBase
 
 from mam_core.chem import safe
-from mam_core.chem.grammar import BlockGrammar, GrammarState, grammar_for, max_valence
+from mam_core.chem.grammar import (
+    BlockGrammar,
+    GrammarState,
+    constraint_for,
+    grammar_for,
+    max_valence,
+)
 from mam_core.chem.moses import load_moses
 from mam_core.chem.tokenizers import SafeTokenizer, SelfiesTokenizer, SmilesTokenizer
 
@@ -376,3 +382,18 @@ def test_token_by_token_checks_agree_with_the_mask(safe_tok):
                 want = [True] * g.K
         assert full[b].tolist() == want, (rows[b], pos[b])
     assert kinds == {"all", "forced", "test"}
+
+
+def test_constraint_modes_steer_rings_only_when_full(safe_tok):
+    """``syntax`` keeps every syntax rule but lets a ring RDKit cannot kekulise close (the
+    validity check then draws the molecule again); ``full`` refuses it at the closing digit."""
+    full, syntax = constraint_for(safe_tok, "full"), constraint_for(safe_tok, "syntax")
+    assert constraint_for(safe_tok, "off") is None
+    assert constraint_for(SelfiesTokenizer.build(["CCO"]), "full") is None
+    five = _ids(full, safe_tok.regex_tokens("c1cccc1")) + [full.pad]
+    assert _walk(full, five, 20) == len(five) - 1  # ending it (an exocyclic "=O" could save it)
+    assert _walk(syntax, five, 20) is None
+    unclosed = _ids(full, safe_tok.regex_tokens("C(C")) + [full.pad]
+    assert _walk(syntax, unclosed, 20) == 3  # the branch must close before the end
+    with pytest.raises(ValueError, match="full, syntax, off"):
+        constraint_for(safe_tok, "strict")

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["BlockGrammar", "GrammarState", "grammar_for", "max_valence", "is_aromatic_atom"]
+__all__ = ["BlockGrammar", "GrammarState", "grammar_for", "constraint_for", "CONSTRAINT_MODES",
+           "max_valence", "is_aromatic_atom"]
 
 _BONDS = {"-": 1, "=": 2, "#": 3, ":": 1, "/": 1, "\\": 1}
 # what the previous token was
@@ -666,6 +667,26 @@ def _components(starts, adj: dict):
                     seen.add(w)
                     todo.append(w)
         yield comp
+
+
+#: How much of a molecule the sampler steers, strongest first.  ``full``: the syntax and
+#: aromatic rings RDKit can kekulise; ``syntax``: brackets, ring digits, labels and valences
+#: only, so a ring that cannot be kekulised fails the validity check and is drawn again (exact
+#: rejection: those molecules keep the model's own conditionals instead of being bent at the
+#: closing digit); ``off``: the model alone.
+CONSTRAINT_MODES = ("full", "syntax", "off")
+
+
+def constraint_for(tokenizer, mode: str) -> BlockGrammar | None:
+    """The sampling constraint of one of :data:`CONSTRAINT_MODES` (``None`` for ``off`` and for
+    tokenizers without a syntax, like SELFIES).
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in CONSTRAINT_MODES:
+        raise ValueError(f"constraint must be one of {', '.join(CONSTRAINT_MODES)}; got {mode!r}")
+    return None if mode == "off" else grammar_for(tokenizer, kekule=mode == "full")
 
 
 def grammar_for(tokenizer, kekule: bool = True) -> BlockGrammar | None:

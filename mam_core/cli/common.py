@@ -13,7 +13,8 @@ from ..core.data import DataError, parse_token_rows
 from ..core.model import MaM, resolve_device
 from ..paths import default_model_path
 
-__all__ = ["CLIError", "add_common", "load_model", "load_token_text", "parse_order_arg"]
+__all__ = ["CLIError", "add_common", "add_constraint_args", "constraint_arg", "load_model",
+           "load_token_text", "parse_order_arg"]
 
 
 class CLIError(Exception):
@@ -24,6 +25,22 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
+def add_constraint_args(p: argparse.ArgumentParser) -> None:
+    """``--constraint`` (and ``--no-grammar``, the same as ``--constraint off``)."""
+    from ..chem.grammar import CONSTRAINT_MODES
+
+    p.add_argument("--constraint", choices=("auto",) + CONSTRAINT_MODES, default="auto",
+                   help="SMILES / fragment-block models: full (syntax and aromatic rings "
+                        "steered), syntax (rings that cannot be kekulised are drawn again), "
+                        "off; auto: the model's stored choice (mam export), else full")
+    p.add_argument("--no-grammar", action="store_true", help="the same as --constraint off")
+
+
+def constraint_arg(args) -> str:
+    """The constraint mode the options ask for (a ``grammar`` argument of the workflows)."""
+    return "off" if args.no_grammar else args.constraint
 
 
 def load_model(args) -> MaM:

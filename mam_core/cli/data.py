@@ -49,6 +49,8 @@ def run_export(args) -> None:
         high = SAMPLING_LIMITS[key]
         if not 0.0 < value <= high:
             raise ValueError(f"--{key.replace('_', '-')} must be in (0, {high:g}], got {value}")
+    if args.constraint is not None:
+        given["constraint"] = args.constraint
     if given:
         model.metadata[SAMPLING_KEY] = {**(model.metadata.get(SAMPLING_KEY) or {}), **given}
     if args.calibrate:
@@ -68,6 +70,8 @@ def run_export(args) -> None:
 
 def add_parsers(sub) -> None:
     """The data and model-file subcommands (prepare-data, export)."""
+    from ..chem.grammar import CONSTRAINT_MODES
+
     p = sub.add_parser("prepare-data",
                        help="encode molecules as shuffled fragment blocks for training (.pt)")
     p.add_argument("--data", default="moses",
@@ -94,4 +98,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--temperature", type=float,
                    help="sampling temperature the app and 'mam sample' start from")
     p.add_argument("--top-p", type=float, help="top-p the app and 'mam sample' start from")
+    p.add_argument("--constraint", choices=CONSTRAINT_MODES,
+                   help="syntax constraint the app and 'mam sample' start from (full, syntax, "
+                        "off; see bench/sampling_orders.py)")
     p.set_defaults(func=run_export)

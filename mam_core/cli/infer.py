@@ -13,7 +13,8 @@ import torch
 from ..chem.molecules import tokenizer_of
 from ..chem.smiles_io import SmilesInputError, read_smiles_file
 from ..core.model import MaM
-from .common import CLIError, add_common, load_model, load_token_text, parse_order_arg
+from .common import (CLIError, add_common, add_constraint_args, constraint_arg, load_model,
+                     load_token_text, parse_order_arg)
 
 __all__ = ["add_parsers", "run_sample", "run_score", "run_eval"]
 
@@ -40,7 +41,7 @@ def run_sample(args) -> None:
             table = generate_molecules(model, args.n, fragment=args.fragment, start=args.start,
                                        order=order, temperature=args.temperature,
                                        top_p=args.top_p, seed=args.seed,
-                                       grammar=not args.no_grammar)
+                                       grammar=constraint_arg(args))
         except FragmentError as err:
             raise CLIError(str(err)) from None
         dt = time.perf_counter() - t0
@@ -56,12 +57,12 @@ def run_sample(args) -> None:
         if args.fragment:
             raise CLIError("--fragment needs a molecule model; use --template for token models")
         template = load_token_text(args.template, model, "--template")[0] if args.template else None
-        from ..chem.grammar import grammar_for
-        from ..workflows.generate import default_order
+        from ..chem.grammar import constraint_for
+        from ..workflows.generate import constraint_mode, default_order
 
         if isinstance(order, str) and order == "auto":
             order = default_order(model) if tok is not None else "random"
-        constraint = None if args.no_grammar else grammar_for(tok)
+        constraint = constraint_for(tok, constraint_mode(model, constraint_arg(args)))
         x = model.sample(args.n, order=order, template=template, temperature=args.temperature,
                          seed=args.seed, top_p=args.top_p, constraint=constraint)
         dt = time.perf_counter() - t0
@@ -175,7 +176,7 @@ def run_eval(args) -> None:
         model, load_moses("test"), load_moses("train"), args.out, args.n_test, args.n_samples,
         args.orders, args.fragment, args.seed, order=order, temperature=args.temperature,
         top_p=args.top_p, with_fcd=False if args.no_fcd else None, moses_wheel=args.moses_wheel,
-        grammar=not args.no_grammar,
+        grammar=constraint_arg(args),
     )
     full = result["likelihood"]["test molecules"]
     fcd_line = ""
@@ -209,8 +210,7 @@ def add_parsers(sub) -> None:
                    help="auto (left to right for SMILES / fragment blocks, random for SELFIES), "
                         "random, l2r, r2l, confidence (most certain position first), or "
                         "positions like '3 0 1 2'")
-    p.add_argument("--no-grammar", action="store_true",
-                   help="SMILES / fragment-block models: sample without the syntax constraint")
+    add_constraint_args(p)
     p.add_argument("--temperature", type=float,
                    help="default: the model's stored setting (mam export), else 1.0")
     p.add_argument("--top-p", type=float,
@@ -254,8 +254,7 @@ def add_parsers(sub) -> None:
                    help="fragment for the conditional-generation check")
     p.add_argument("--order", default="auto",
                    help="sampling order: auto (the app's), random, l2r, r2l, confidence")
-    p.add_argument("--no-grammar", action="store_true",
-                   help="SMILES / fragment-block models: sample without the syntax constraint")
+    add_constraint_args(p)
     p.add_argument("--temperature", type=float,
                    help="default: the model's stored setting (mam export), else 1.0")
     p.add_argument("--top-p", type=float,

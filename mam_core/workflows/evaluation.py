@@ -209,7 +209,7 @@ def compute_eval(
     top_p: float | None = None,
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
-    grammar: bool = True,
+    grammar: bool | str = "auto",
 ) -> EvalResult:
     """Score held-out molecules both ways, sample, and measure the samples (no files written).
 
@@ -222,8 +222,9 @@ def compute_eval(
         order, temperature, top_p: sampling settings (``auto`` / ``None``: the app's order and
             the model's stored settings, :func:`~mam_core.workflows.generate.recommended_sampling`,
             so the report measures the molecules a user gets).
-        grammar: sample SMILES / fragment-block models under the syntax constraint, as the
-            app does.
+        grammar: how SMILES / fragment-block samples are constrained
+            (:func:`~mam_core.workflows.generate.constraint_mode`; ``auto``: as the app
+            draws them).
         with_fcd: compute the Fréchet ChemNet Distance (default: when ``fcd_torch`` is present).
         moses_wheel: the MOSES wheel, for FCD against MOSES's own test statistics.
 
@@ -241,9 +242,10 @@ def compute_eval(
         smiles_lengths,
     )
     from ..chem.molecules import tokenizer_of
-    from ..chem.properties import compute_properties
-    from ..chem.grammar import grammar_for
-    from .generate import STATUS_OK, default_order, generate_molecules, recommended_sampling
+    from ..chem.properties import compute_properties, mol_from_smiles
+    from ..chem.grammar import constraint_for
+    from .generate import (STATUS_OK, constraint_mode, default_order, generate_molecules,
+                           recommended_sampling)
 
     # asked for explicitly, FCD fails with the install hint rather than being left out
     fcd_skipped = ("turned off" if with_fcd is False else
@@ -280,7 +282,8 @@ def compute_eval(
     t0 = time.perf_counter()
     if isinstance(order, str) and order == "auto":
         order = default_order(model)
-    constraint = grammar_for(tok) if grammar else None
+    mode = constraint_mode(model, grammar)
+    constraint = constraint_for(tok, mode)
     x = model.sample(n_samples, order=order, temperature=temperature, top_p=top_p, seed=seed,
                      constraint=constraint)
     samples = tok.decode_batch(x.cpu())
@@ -288,10 +291,15 @@ def compute_eval(
     test_ref = test_smiles[:n_samples]
     quality = sample_quality(samples, canonical_set(train_smiles))
     quality["quality"] = drug_like_quality(samples)
+    # what drawing failures again delivers: redrawn rows are fresh samples from the same
+    # distribution, so the molecules delivered are distributed as the valid ones here
+    valid = [s for s in samples if mol_from_smiles(s) is not None]
+    quality["quality_of_valid"] = drug_like_quality(valid) if valid else float("nan")
     quality["aromatic_ring_fraction"] = aromatic_ring_fraction(samples)
     data_stats = {
         "n": len(test_ref),
         "quality": drug_like_quality(test_ref),
+        "quality_of_valid": drug_like_quality(test_ref),
         "internal_diversity": internal_diversity(test_ref),
         "aromatic_ring_fraction": aromatic_ring_fraction(test_ref),
     }
@@ -318,7 +326,7 @@ def compute_eval(
     # 3. conditional generation from a fragment (first draw, no resampling)
     table = generate_molecules(model, min(n_samples, 200), fragment=fragment, order=order,
                                temperature=temperature, top_p=top_p, seed=seed + 1, max_rounds=1,
-                               grammar=grammar)
+                               grammar=mode)
     matched = float((table["status"] == STATUS_OK).mean())
     cond = {"fragment": fragment, "task": table.attrs["task"], "samples": len(table),
             "matched_first_draw": matched}
@@ -334,7 +342,7 @@ def compute_eval(
         "conditional": cond,
         "sampling": {"order": order if isinstance(order, str) else "custom",
                      "temperature": temperature, "top_p": top_p,
-                     "syntax_constraint": constraint is not None},
+                     "constraint": mode if constraint is not None else "off"},
     }
     c = model.config
     return EvalResult(
@@ -365,7 +373,7 @@ def evaluate_molecule_model(
     top_p: float | None = None,
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
-    grammar: bool = True,
+    grammar: bool | str = "auto",
 ) -> dict:
     """Run the whole evaluation and write ``report.md``, CSVs and figures into ``out_dir``.
 

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from ..chem import safe
-from ..chem.grammar import grammar_for
+from ..chem.grammar import CONSTRAINT_MODES, constraint_for, grammar_for
 from ..chem.fragments import (
     FragmentBlocks,
     FragmentError,
@@ -39,8 +39,8 @@ from ..core.model import MaM, bf16_is_faster
 from ..chem.molecules import tokenizer_of
 from ..chem.tokenizers import MolTokenizer, make_template
 
-__all__ = ["generate_molecules", "default_order", "recommended_sampling", "DesignRequest",
-           "plan_design", "STATUS_OK", "SAMPLING_KEY", "SAMPLING_LIMITS"]
+__all__ = ["generate_molecules", "default_order", "recommended_sampling", "recommended_constraint",
+           "constraint_mode", "DesignRequest", "plan_design", "STATUS_OK", "SAMPLING_KEY", "SAMPLING_LIMITS"]
 
 STATUS_OK = "ok"
 _INVALID = "invalid molecule"
@@ -76,6 +76,31 @@ def recommended_sampling(model: MaM, temperature: float | None = None,
             out[key] = float(value)
     given = {"temperature": temperature, "top_p": top_p}
     return {key: value if given[key] is None else given[key] for key, value in out.items()}
+
+
+def recommended_constraint(model: MaM) -> str:
+    """The constraint mode (:data:`~mam_core.chem.grammar.CONSTRAINT_MODES`) to draw this
+    model's molecules with: the one stored when it was exported (``mam export --constraint``,
+    chosen by ``bench/sampling_orders.py``), else ``full``."""
+    stored = (model.metadata.get(SAMPLING_KEY) or {}).get("constraint")
+    return stored if stored in CONSTRAINT_MODES else "full"
+
+
+def constraint_mode(model: MaM, grammar: bool | str) -> str:
+    """A ``grammar`` argument as a mode: ``"auto"`` is :func:`recommended_constraint`, ``True``
+    ``full``, ``False`` ``off``; a mode name stays.
+
+    Raises:
+        ValueError: anything else (the message lists the modes).
+    """
+    if grammar is True or grammar is False:
+        return "full" if grammar else "off"
+    if grammar == "auto":
+        return recommended_constraint(model)
+    if grammar not in CONSTRAINT_MODES:
+        raise ValueError(f"grammar must be auto, {', '.join(CONSTRAINT_MODES)} or a bool; "
+                         f"got {grammar!r}")
+    return grammar
 
 
 def default_order(model: MaM) -> str:
@@ -189,7 +214,7 @@ def generate_molecules(
     template: torch.Tensor | None = None,
     top_p: float = 1.0,
     max_rounds: int = 4,
-    grammar: bool = True,
+    grammar: bool | str = "auto",
     bf16: bool | None = None,
     distinct: bool = True,
 ) -> pd.DataFrame:
@@ -209,7 +234,10 @@ def generate_molecules(
         max_rounds: sampling rounds; rows failing after the last round keep their reason.
         grammar: SMILES and fragment-block models: draw only tokens that keep the string a
             completable molecule (:mod:`mam_core.chem.grammar`; it acts where the left
-            context is known, so with ``l2r`` at every position).
+            context is known, so with ``l2r`` at every position).  ``"full"`` (or ``True``)
+            also steers aromatic rings, ``"syntax"`` leaves rings that cannot be kekulised to
+            the rounds below (drawn again), ``"off"`` (or ``False``) steers nothing, and
+            ``"auto"`` takes the model's stored mode (:func:`recommended_constraint`).
         bf16: run the network in bfloat16 (twice as fast on some CPUs and GPUs, slower on
             others); ``None`` does so where it is measured faster
             (:func:`mam_core.core.model.bf16_is_faster`).
@@ -243,7 +271,7 @@ def generate_molecules(
     if template is not None:
         templates = model.check_input(template).expand(n, -1).clone().cpu()
     order = default_order(model) if order == "auto" else order
-    constraint = grammar_for(tok) if grammar else None
+    constraint = constraint_for(tok, constraint_mode(model, grammar))
     if bf16 is None:
         bf16 = bf16_is_faster(model.device)
     gen = torch.Generator(device=model.device)

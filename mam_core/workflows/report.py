@@ -129,8 +129,11 @@ def _report_lines(result: EvalResult) -> list[str]:
         "across molecules: 1 when the marginal tells likely from unlikely molecules apart as "
         "widely as the conditionals do, below 1 when it shrinks them towards their average.\n",
         f"## Samples ({n_samples}; order {sampling['order']}, temperature "
-        f"{sampling['temperature']}, top-p {sampling['top_p']}; {t_sample:.1f} s)\n",
-        "Quality is GenMol's: valid, unique, QED ≥ 0.6 and SA ≤ 4, over requested.\n",
+        f"{sampling['temperature']}, top-p {sampling['top_p']}, constraint "
+        f"{sampling.get('constraint', 'full')}; {t_sample:.1f} s)\n",
+        "Quality is GenMol's: valid, unique, QED ≥ 0.6 and SA ≤ 4, over requested (one draw "
+        "each). `quality_of_valid` is the same over the valid molecules: what the app delivers, "
+        "since it draws failed rows again.\n",
         markdown_table({"MaM samples": quality, "MOSES test": m["test_set"]}, list(quality)),
         fcd_text,
         "\nWasserstein-1 distance of property distributions, samples vs MOSES test: "
