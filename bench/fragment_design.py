@@ -183,7 +183,7 @@ def task_metrics(table: pd.DataFrame, n: int, drug: str) -> dict:
 
 
 def run(model, n: int, order: str, temperature: float, top_p: float, seed: int, drugs: dict,
-        rounds: int):
+        rounds: int, constraint: str = "auto"):
     rows = []
     for name, smiles in drugs.items():
         for task, frag in cut_tasks(smiles).items():
@@ -191,7 +191,8 @@ def run(model, n: int, order: str, temperature: float, top_p: float, seed: int, 
             try:
                 table = generate_molecules(model, n, fragment=frag, order=order,
                                            temperature=temperature,
-                                           top_p=top_p, seed=seed, max_rounds=rounds)
+                                           top_p=top_p, seed=seed, max_rounds=rounds,
+                                           grammar=constraint)
             except FragmentError as err:
                 rows.append({"drug": name, "task": task, "fragment": frag, "refused": str(err)})
                 print(f"{name:14s} {task:20s} REFUSED: {err}", flush=True)
@@ -232,6 +233,8 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=4, help="sampling rounds for failed rows")
+    p.add_argument("--constraint", default="auto", choices=("auto", "full", "syntax", "off"),
+                   help="syntax constraint (auto: the model's stored choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--drugs", type=int, default=len(DRUGS), help="use the first N drugs")
     p.add_argument("--out", help="folder for per_fragment.csv, summary.csv and report.md")
@@ -240,7 +243,7 @@ def main(argv=None) -> int:
     model = ckpt.load(args.model, "cpu")
     drugs = dict(list(DRUGS.items())[: args.drugs])
     per = run(model, args.n, args.order, args.temperature, args.top_p, args.seed, drugs,
-              args.rounds)
+              args.rounds, args.constraint)
     summary = summarise(per)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if args.out:

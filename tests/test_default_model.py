@@ -20,7 +20,11 @@ from mam_core.chem.molecules import tokenizer_of
 from mam_core.chem.moses import load_moses
 from mam_core.core.checkpoint import load
 from mam_core.paths import default_model_path
-from mam_core.workflows.generate import generate_molecules, recommended_sampling
+from mam_core.workflows.generate import (
+    generate_molecules,
+    recommended_constraint,
+    recommended_sampling,
+)
 from mam_core.workflows.outliers import calibration_of
 
 
@@ -43,7 +47,8 @@ def test_it_is_the_fragment_block_model_with_settings_and_calibration(shipped):
     stages = [r["stage"] for r in shipped.metadata["training"]]
     assert stages[0] == "arm" and stages[-1] == "distill"  # the marginal follows the last φ
     stored = shipped.metadata["sampling"]
-    assert recommended_sampling(shipped) == stored
+    assert recommended_sampling(shipped) == {k: stored[k] for k in ("temperature", "top_p")}
+    assert recommended_constraint(shipped) == stored["constraint"] == "syntax"
     assert 0.0 < stored["temperature"] <= 1.0 and 0.0 < stored["top_p"] <= 1.0
     assert calibration_of(shipped) is not None
 
