@@ -18,7 +18,7 @@ from mam_core.workflows.evaluation import (
     mask_random_subsets,
 )
 from mam_core.workflows.generate import SAMPLING_KEY
-from mam_core.chem.metrics import uniqueness, validity
+from mam_core.chem.metrics import drug_like_quality, uniqueness, validity
 from mam_core.chem.molecules import attach_tokenizer
 from mam_core.chem.moses import load_moses
 from mam_core.chem.tokenizers import SelfiesTokenizer
@@ -127,6 +127,10 @@ def test_report_end_to_end(tmp_path):
     assert res["fcd"]["samples"]["n"] == 40 and floor["n"] == 40
     assert res["fcd"]["samples"]["FCD/Test"] > floor["FCD/Test"] > 0
     assert res["sampling"]["temperature"] == 0.8 and res["sampling"]["top_p"] == 0.9
+    # SELFIES has no syntax to steer; every sample is valid, so what redraws deliver is the draw
+    assert res["sampling"]["constraint"] == "off"
+    assert res["samples"]["quality_of_valid"] == res["samples"]["quality"] == drug_like_quality(
+        smiles)
 
 
 def test_spread_slope_tells_a_shrunk_marginal_from_a_noisy_one():
