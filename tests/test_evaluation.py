@@ -53,6 +53,24 @@ def test_the_timed_sides_are_one_pass_against_one_pass_per_observed_position():
     assert s["ms_per_molecule_arm"] == pytest.approx(1e3 * agree.seconds_arm / 10)
 
 
+def test_the_speed_up_is_over_one_order_however_many_the_reference_averages():
+    """Averaging 4 orders costs 4·D passes; the speed-up of one pass is over D of them."""
+    m = perturbed(MaM(NetworkConfig(D=6, K=3, arch="mlp", hidden=16, n_layers=1)))
+    calls = {"conditional": 0}
+    original = m.net.conditional
+
+    def counted(x, **kw):
+        calls["conditional"] += 1
+        return original(x, **kw)
+
+    m.net.conditional = counted
+    agree = likelihood_agreement(m, torch.randint(0, 3, (10, 6)), num_orders=4, batch_size=4)
+    assert calls["conditional"] == 3 * 4 * 6  # batches × orders × D
+    s = agree.summary()
+    assert s["speedup"] == pytest.approx(agree.seconds_arm / 4 / agree.seconds_mam)
+    assert s["ms_per_molecule_arm"] == pytest.approx(1e3 * agree.seconds_arm / 10)
+
+
 def test_both_reductions_over_orders_come_from_the_same_orders():
     from mam_core.core.likelihood import log_likelihood_arm_per_order
 

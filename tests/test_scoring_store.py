@@ -137,5 +137,8 @@ def test_arm_limit_scores_the_first_rows_and_times_them_side_by_side(mol_model):
     assert np.allclose(t["log_p_mam"].to_numpy(), full.table["log_p_mam"].to_numpy(),
                        equal_nan=True, atol=1e-6)
     assert res.speedup == pytest.approx(res.seconds_arm / res.seconds_mam_arm_rows)
+    three = score_molecules(mol_model, smiles, with_arm=True, num_orders=3, arm_limit=2)
+    assert three.num_orders == 3  # the speed-up is over one order's D passes, not all three
+    assert three.speedup == pytest.approx(three.seconds_arm / 3 / three.seconds_mam_arm_rows)
     plain = score_molecules(mol_model, smiles, with_arm=False, arm_limit=2)
     assert plain.n_arm == 0 and plain.speedup is None and plain.table["log_p_arm"].isna().all()

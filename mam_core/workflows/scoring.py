@@ -67,7 +67,8 @@ class ScoreResult:
     likely) and ``error`` (empty when scored).
 
     ``seconds_mam`` times MaM on all ``n_scored`` rows; ``seconds_arm`` the AO-ARM on its
-    ``n_arm`` rows, and ``seconds_mam_arm_rows`` MaM on those same rows, timed beside it."""
+    ``n_arm`` rows (all ``num_orders`` orders), and ``seconds_mam_arm_rows`` MaM on those same
+    rows, timed beside it."""
 
     table: pd.DataFrame
     seconds_mam: float
@@ -75,13 +76,14 @@ class ScoreResult:
     n_scored: int
     n_arm: int = 0
     seconds_mam_arm_rows: float | None = None
+    num_orders: int = 1
 
     @property
     def speedup(self) -> float | None:
-        """AO-ARM time over MaM time on the same rows."""
+        """Time of one AO-ARM order (D passes) over MaM's on the same rows."""
         if self.seconds_arm is None or not self.seconds_mam_arm_rows:
             return None
-        return self.seconds_arm / self.seconds_mam_arm_rows
+        return self.seconds_arm / max(self.num_orders, 1) / self.seconds_mam_arm_rows
 
 
 @torch.no_grad()
@@ -127,7 +129,7 @@ def score_molecules(
                           "error": errors})
     table.insert(3, "outlier_rank",
                  table["log_p_mam"].rank(method="first", na_option="keep").astype("Int64"))
-    return ScoreResult(table, t_mam, t_arm, len(batch.kept), n_arm, t_mam_sub)
+    return ScoreResult(table, t_mam, t_arm, len(batch.kept), n_arm, t_mam_sub, num_orders)
 
 
 @torch.no_grad()
