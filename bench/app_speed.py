@@ -21,7 +21,8 @@ from mam_core.chem.properties import mol_from_smiles, property_of
 from mam_core.core.checkpoint import load
 from mam_core.core.model import bf16_is_faster, resolve_device
 from mam_core.paths import default_model_path
-from mam_core.workflows.generate import generate_molecules, recommended_sampling
+from mam_core.workflows.generate import (generate_molecules, recommended_constraint,
+                                          recommended_sampling)
 from mam_core.chem.moses import load_moses
 from mam_core.workflows.outliers import DEFAULT_SCORE, ensure_calibration, score_table
 from mam_core.workflows.scoring import ARM_ROWS, parse_smiles_text, score_molecules
@@ -51,12 +52,13 @@ def main() -> None:
         Draw.MolsToGridImage([mol_from_smiles(s) for s in table["SMILES"][:32]], molsPerRow=4,
                              subImgSize=(220, 220))
         t2 = time.perf_counter()
-        rows.append((t1 - t0, t2 - t1))
-    best = min(rows, key=sum)
+        rows.append((t1 - t0, t2 - t1, int(table["rounds"].sum()), int(table["rounds"].max())))
+    best = min(rows, key=lambda r: r[0] + r[1])
     print(f"| Design: {args.n_design} completions of {args.fragment} | sample+properties "
-          f"{best[0]:.2f} s (T {sampling['temperature']}, top-p {sampling['top_p']}, "
-          f"{'bfloat16' if bf16_is_faster(model.device) else 'float32'}) | grid "
-          f"{best[1]:.2f} s | total {sum(best):.2f} s (best of "
+          f"{best[0]:.2f} s (T {sampling['temperature']}, top-p {sampling['top_p']}, constraint "
+          f"{recommended_constraint(model)}, "
+          f"{'bfloat16' if bf16_is_faster(model.device) else 'float32'}; {best[2]} draws in "
+          f"{best[3]} round(s)) | grid {best[1]:.2f} s | total {best[0] + best[1]:.2f} s (best of "
           f"{args.repeats}) |")
 
     text = "\n".join(load_moses("test", limit=args.n_score))

@@ -9,7 +9,8 @@ moving towards the reward, so fine-tuning tilts the pretrained model itself:
 ``β = 0`` is pure reward, large ``β`` stays at the prior. Two ways to optimise it:
 
 * ``"sampler"`` (SMILES and fragment-block models, the default there): every step draws fresh
-  molecules exactly as the app does (left to right under the syntax constraint) and moves those
+  molecules left to right under the full syntax constraint (rings steered too, so that every
+  draw is a molecule to score) and moves those
   conditionals by REINFORCE (:func:`mam_core.training.trainers.train_policy`), with
   ``log p_prior`` the pretrained sampler's own log-probability of the same draws; the marginal
   head follows by self-consistency. Persistent random-order chains of these models are mostly
