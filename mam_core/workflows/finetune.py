@@ -10,8 +10,8 @@ moving towards the reward, so fine-tuning tilts the pretrained model itself:
 
 * ``"sampler"`` (SMILES and fragment-block models, the default there): every step draws fresh
   molecules left to right under the full syntax constraint (rings steered too, so that every
-  draw is a molecule to score) and moves those
-  conditionals by REINFORCE (:func:`mam_core.training.trainers.train_policy`), with
+  draw is a molecule to score) and moves those conditionals by REINFORCE
+  (:func:`mam_core.training.trainers.train_policy`), with
   ``log p_prior`` the pretrained sampler's own log-probability of the same draws; the marginal
   head follows by self-consistency. Persistent random-order chains of these models are mostly
   strings that are not molecules, and training on them destroyed a pretrained model within
