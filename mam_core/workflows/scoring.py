@@ -20,7 +20,7 @@ from ..chem.molecules import tokenizer_of
 from ..chem.smiles_io import SmilesInputError
 from ..chem.smiles_io import parse_smiles_text as _parse_smiles_text
 from ..core.model import MaM, scoring_batch_size
-from .evaluation import correlations, likelihood_agreement
+from .evaluation import correlations, likelihood_agreement, speedup_over_one_order
 
 __all__ = ["ARM_ROWS", "ScoreResult", "ScoringInputError", "decode_upload", "parse_smiles_text",
            "score_molecules", "position_distributions", "agreement"]
@@ -83,7 +83,8 @@ class ScoreResult:
         """Time of one AO-ARM order (D passes) over MaM's on the same rows."""
         if self.seconds_arm is None or not self.seconds_mam_arm_rows:
             return None
-        return self.seconds_arm / max(self.num_orders, 1) / self.seconds_mam_arm_rows
+        return speedup_over_one_order(self.seconds_arm, self.num_orders,
+                                      self.seconds_mam_arm_rows)
 
 
 @torch.no_grad()
