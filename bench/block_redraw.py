@@ -16,38 +16,16 @@ from __future__ import annotations
 import argparse
 
 import torch
-from rdkit import Chem, RDLogger
 
 from mam_core.chem.grammar import constraint_for
 from mam_core.chem.metrics import aromatic_ring_fraction, drug_like_quality, internal_diversity
 from mam_core.chem.molecules import tokenizer_of
+from mam_core.chem.rdkit_utils import is_valid
+from mam_core.chem.safe import block_mol, block_spans
 from mam_core.core.checkpoint import load
 from mam_core.core.model import bf16_is_faster, resolve_device
 from mam_core.paths import default_model_path
 from mam_core.workflows.generate import recommended_constraint, recommended_sampling
-
-
-def is_valid(smiles: str) -> bool:
-    return bool(smiles) and Chem.MolFromSmiles(smiles) is not None
-
-
-def block_spans(row: list[int], dot: int, pad: int) -> list[tuple[int, int]]:
-    """``(start, end)`` positions of each dot-separated block before the padding."""
-    spans, start = [], 0
-    for i, t in enumerate(row + [pad]):
-        if t in (dot, pad):
-            if i > start:
-                spans.append((start, i))
-            start = i + 1
-            if t == pad:
-                break
-    return spans
-
-
-def block_parses(tokens: list[str]) -> bool:
-    """A block alone, each attachment label read as a dummy substituent, parses (kekulises)."""
-    smiles = "".join("(*)" if t.startswith("%") else t for t in tokens)
-    return Chem.MolFromSmiles(smiles) is not None
 
 
 def main() -> None:
@@ -58,13 +36,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int)
     args = p.parse_args()
-    RDLogger.DisableLog("rdApp.*")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load(default_model_path(), resolve_device("auto")).eval()
     tok = tokenizer_of(model)
     names = tok.vocab.tokens
-    dot, pad = names.index("."), names.index(tok.vocab.pad_token)
+    dot, pad = tok.vocab.id_of("."), tok.pad_id
     mode = recommended_constraint(model)
     kw = dict(order="l2r", constraint=constraint_for(tok, mode),
               bf16=bf16_is_faster(model.device), **recommended_sampling(model))
@@ -91,7 +68,7 @@ def main() -> None:
         templates, idx = [], []
         for i in todo:
             bad = [(a, b) for a, b in block_spans(rows[i], dot, pad)
-                   if not block_parses([names[t] for t in rows[i][a:b]])]
+                   if block_mol("".join(names[t] for t in rows[i][a:b])) is None]
             located += attempt == 0 and bool(bad)
             if bad:
                 t = torch.tensor(rows[i])

@@ -33,7 +33,9 @@ __all__ = [
     "SafeEncodingError",
     "encode",
     "decode",
+    "block_mol",
     "block_smiles",
+    "block_spans",
     "block_with_labels",
     "renumber_labels",
 ]
@@ -203,11 +205,29 @@ def encode(smiles: str | Chem.Mol, rng: random.Random | None = None) -> str:
     return text
 
 
+def block_spans(row: list[int], dot: int, pad: int) -> list[tuple[int, int]]:
+    """``(start, end)`` token spans of the dot-separated blocks of one encoded row (token ids,
+    ``dot`` and ``pad`` the ids of ``.`` and the padding)."""
+    n = row.index(pad) if pad in row else len(row)
+    spans, start = [], 0
+    for i in range(n + 1):
+        if i == n or row[i] == dot:
+            if i > start:
+                spans.append((start, i))
+            start = i + 1
+    return spans
+
+
+def block_mol(block: str) -> Chem.Mol | None:
+    """One block alone as a molecule, ``[*]`` where its labels were (the bonds to the other
+    fragments); ``None`` when RDKit cannot read or kekulise it."""
+    return mol_from_smiles(re.sub(r"([-=#:/\\]?)%[0-9]{2}", r"(\1[*])", block))
+
+
 def block_smiles(block: str) -> str:
     """One block as a chemist reads it: canonical SMILES with ``[*]`` where its labels were
     (the bonds to the other fragments); the block text itself if RDKit cannot read that."""
-    text = re.sub(r"([-=#:/\\]?)%[0-9]{2}", r"(\1[*])", block)
-    mol = mol_from_smiles(text)
+    mol = block_mol(block)
     return Chem.MolToSmiles(mol) if mol is not None else block
 
 

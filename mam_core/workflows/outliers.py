@@ -120,29 +120,17 @@ class _Raw:
     worst_block: list[str] | None = None  # (N,) that block as SMILES with [*], "" if none
 
 
-def _blocks(row: list[int], dot: int, pad: int) -> list[tuple[int, int]]:
-    """``(start, end)`` token spans of the dot-separated blocks of one encoded row."""
-    n = row.index(pad) if pad in row else len(row)
-    spans, start = [], 0
-    for i in range(n + 1):
-        if i == n or row[i] == dot:
-            if i > start:
-                spans.append((start, i))
-            start = i + 1
-    return spans
-
-
 def _fragment_surprise(model: MaM, tok, ids: torch.Tensor, log_p: np.ndarray,
                        batch_size: int | None, bf16: bool | None
                        ) -> tuple[np.ndarray, list[str]]:
     """Per row: the largest ``(log p(x with block b masked) − log p(x)) / √|b|`` over its
     blocks, and that block's SMILES; one marginal per block, in batches."""
-    from ..chem.safe import block_smiles
+    from ..chem.safe import block_smiles, block_spans
 
     dot = tok.vocab.id_of(".")
     masked, owner, size, spans = [], [], [], []
     for r, row in enumerate(ids.tolist()):
-        for a, b in _blocks(row, dot, tok.pad_id):
+        for a, b in block_spans(row, dot, tok.pad_id):
             x = ids[r].clone()
             x[a:b] = model.mask_id
             masked.append(x)
