@@ -44,7 +44,7 @@ def summarise(model: MaM, n: int, target: float, fragment: str | None = None,
     validity check drawn again, repeats kept so that uniqueness measures the model)."""
     table = generate_molecules(model, n, fragment=fragment, seed=seed, distinct=False,
                                **recommended_sampling(model))
-    smiles = table["SMILES"].where(table["valid"], "").tolist()
+    smiles = table["SMILES"].tolist()
     logp = table["logP"].to_numpy(dtype=float)
     q = sample_quality(smiles)
     ok = np.isfinite(logp)
