@@ -148,3 +148,24 @@ def test_cli_under_torchrun_trains_resumes_and_refuses_other_commands(tmp_path):
         env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert sample.returncode != 0 and "run under torchrun" in sample.stderr
+
+
+def test_a_torchrun_worker_ends_with_its_exit_handlers_run_and_its_output_flushed():
+    """Workers skip the interpreter's teardown (where gloo can abort a finished run), so what a
+    normal exit does must still happen: exit handlers run, buffered output reaches the pipe and
+    the exit code is the one given."""
+    script = (
+        "import atexit, logging, sys\n"
+        "from mam_core.cli import _end_torchrun_worker\n"
+        "atexit.register(lambda: print('exit handler ran'))\n"
+        "logging.basicConfig(stream=sys.stderr)\n"
+        "logging.getLogger('w').warning('logged')\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "_end_torchrun_worker(3)\n"
+        "print('never reached')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], env=_env(), cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 3
+    assert res.stdout == "buffered, no newlineexit handler ran\n"
+    assert "logged" in res.stderr

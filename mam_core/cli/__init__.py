@@ -9,7 +9,9 @@ Each subcommand maps to one ``run_<name>`` function.  Only this package prints; 
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import os
 import sys
 
 import torch
@@ -75,4 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if dist.launched_by_torchrun():
             dist.shutdown(wait_for_peers=finished)
+    if dist.launched_by_torchrun():
+        _end_torchrun_worker(0)
     return 0
+
+
+def _end_torchrun_worker(code: int) -> None:
+    """End a torchrun worker once its work is saved and the process group is left, without the
+    interpreter's teardown.
+
+    A gloo worker can abort while the interpreter tears down (``terminate called without an
+    active exception``, now and then, on a loaded machine) although every rank finished and the
+    checkpoint is written; torchrun then reports the whole run as failed. Exit handlers and
+    stream flushes run as at a normal exit; only the teardown of C++ objects is skipped.
+    """
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
