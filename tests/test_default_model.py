@@ -86,5 +86,6 @@ def test_marginals_track_the_ao_arm_on_test_molecules(shipped):
     mam = shipped.log_marginal(x).float().numpy()
     arm = shipped.log_likelihood_arm(x, num_orders=4, seed=0).float().numpy()
     assert spearmanr(mam, arm).statistic > 0.8
-    # measured on the shipped file: 0.84 and 15 % low (-43.8 vs -38.0 nats); stage 2 continues
-    assert abs(mam.mean() - arm.mean()) < 0.2 * abs(arm.mean())
+    # measured on the shipped file: 0.855, and a mean log p of -37.9 against -35.8 nats (5.7 %
+    # apart; an earlier export was 15 % apart)
+    assert abs(mam.mean() - arm.mean()) < 0.1 * abs(arm.mean())
