@@ -11,6 +11,7 @@ from app import state
 from app.resources import require_molecule_model, warm_encoding_pool
 from mam_core.workflows.scoring import (
     ARM_ROWS,
+    PAGE_SPELLINGS,
     MAX_ROWS,
     MAX_UPLOAD_BYTES,
     ScoringInputError,
@@ -53,6 +54,15 @@ with st.form("likelihood"):
         True, key=state.LIK_ARM
     )
     orders = c2.number_input("AO-ARM orders to average", 1, 8, 1, key=state.LIK_ORDERS)
+    spellings = 0
+    if tok.many_spellings:
+        spellings = st.number_input(
+            "Fragment orders per molecule for log p(molecule) (0: one string only)", 0, 32,
+            PAGE_SPELLINGS, key=state.LIK_SPELLINGS,
+            help="This model writes a molecule's fragments in any order, so the molecule's "
+                 "probability is the sum over those strings: one string alone understates it by "
+                 "about log n! nats for n fragments, which ranks molecules of many fragments "
+                 "too low. Each order scored costs one more pass.")
     choices = [s for s in scores_for(model) if s != "raw"]
     score_name = st.selectbox(
         "Outlier score",
@@ -69,7 +79,8 @@ if submitted:
         smiles = parse_smiles_text(source)
         with st.spinner(f"Scoring {len(smiles)} molecules…"):
             st.session_state[state.LIK_RESULT] = score_molecules(
-                model, smiles, with_arm=with_arm, num_orders=int(orders), arm_limit=ARM_ROWS
+                model, smiles, with_arm=with_arm, num_orders=int(orders), arm_limit=ARM_ROWS,
+                spellings=int(spellings),
             )
             cal_key = ("lik_calibration", id(model))
             if st.session_state.get("lik_calibration_key") != cal_key:
@@ -124,7 +135,13 @@ if result is not None:
                            shown.drop(columns=["n_tokens"]).to_csv(index=False),
                            "outliers.csv", "text/csv", key="lik_outlier_download")
     table = result.table.sort_values("outlier_rank", na_position="last")
-    st.caption("MaM and AO-ARM log-likelihoods (nats), least likely first.")
+    if "log_p_molecule" in result.table:
+        st.caption("MaM and AO-ARM log-likelihoods (nats) of the canonical string, and "
+                   "`log_p_molecule`: the MaM summed over the molecule's fragment orders "
+                   f"(`spellings` of them in all; {result.seconds_molecule:.1f} s), least "
+                   "likely molecule first.")
+    else:
+        st.caption("MaM and AO-ARM log-likelihoods (nats), least likely first.")
     st.dataframe(table, hide_index=True, key=state.LIK_TABLE)
     st.download_button("Download CSV", table.to_csv(index=False), "likelihoods.csv", "text/csv")
     if result.seconds_arm is not None:

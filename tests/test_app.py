@@ -282,6 +282,17 @@ def test_likelihood_page_names_the_worst_fragment(fragment_block_default):
     assert worst.loc[1, "percentile"] == 100
     assert "worst_fragment" in at.caption[-1].value or any(
         "worst_fragment" in c.value for c in at.caption)
+    # a fragment-block model: the likelihood table also sums each molecule over its fragment
+    # orders (four of them by default), and ranks by that
+    from mam_core.chem import safe
+
+    table = at.session_state["lik_result"].table
+    assert at.number_input(key="lik_spellings").value == 4
+    assert table["spellings"].tolist()[0] == safe.block_orders(
+        safe.encode("CCOC(=O)c1ccccc1"), 1).count
+    assert table["log_p_molecule"].isna().tolist() == [False, True, False]
+    assert table["outlier_rank"].tolist()[::2] == list(
+        table["log_p_molecule"].rank(method="first")[::2])
 
 
 def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
@@ -323,6 +334,9 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
 
     # a SELFIES model has no fragment blocks: the score that needs them is not offered
     assert not any(o.startswith("worst_fragment") for o in at.selectbox(key="lik_score").options)
+    # ... and writes a molecule one way: no sum over spellings is offered or added
+    assert "lik_spellings" not in [w.key for w in at.number_input]
+    assert "log_p_molecule" not in table
 
     at.text_area(key="lik_text").set_value("   \n")
     at.button[0].click()

@@ -19,8 +19,11 @@ Conventions (ours, so that a fixed block means the same thing in training and at
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 import re
+from dataclasses import dataclass
 
 from rdkit import Chem
 from rdkit.Chem import BRICS
@@ -37,6 +40,8 @@ __all__ = [
     "block_smiles",
     "block_spans",
     "block_with_labels",
+    "BlockOrders",
+    "block_orders",
     "renumber_labels",
 ]
 
@@ -153,6 +158,77 @@ def renumber_labels(text: str) -> str:
         return mapping[old]
 
     return re.sub(r"%[0-9]{2}", sub, text)
+
+
+@dataclass(frozen=True)
+class BlockOrders:
+    """Strings that write one molecule with its blocks in other orders (:func:`block_orders`).
+
+    Attributes:
+        strings: distinct strings, drawn uniformly without replacement from all ``count``.
+        count: how many distinct strings the block orders give (``n!`` over the number of
+            block orders that leave the string as it is).
+    """
+
+    strings: list[str]
+    count: int
+
+    @property
+    def complete(self) -> bool:
+        """``True`` when ``strings`` are all ``count`` of them (a sum over them is exact)."""
+        return len(self.strings) == self.count
+
+
+def _order_symmetries(blocks: list[str]) -> int:
+    """How many block orders give the same string as ``blocks`` after renumbering: the orders
+    that only swap blocks of the same shape (same text up to label numbers) and leave the
+    string as it was.  Every string is given by that many orders, so there are ``n!`` over it."""
+    shape = [re.sub(r"%[0-9]{2}", "%", b) for b in blocks]
+    if len(set(shape)) == len(shape):
+        return 1
+    text = renumber_labels(".".join(blocks))
+    groups = [[i for i, s in enumerate(shape) if s == k] for k in dict.fromkeys(shape)]
+    found = 0
+    for images in itertools.product(*(itertools.permutations(g) for g in groups)):
+        perm = list(range(len(blocks)))
+        for g, img in zip(groups, images):
+            for src, dst in zip(g, img):
+                perm[src] = dst
+        found += renumber_labels(".".join(blocks[perm[i]] for i in range(len(blocks)))) == text
+    return found
+
+
+def block_orders(text: str, k: int, rng: random.Random | None = None) -> BlockOrders:
+    """Up to ``k`` distinct strings of the molecule ``text`` writes, its blocks in other orders.
+
+    A model trained on shuffled fragment orders spreads a molecule's probability over all of
+    them, so ``p(molecule)`` is their sum, not the probability of one string: ``log n!`` nats
+    apart for ``n`` distinct blocks (about 5 nats for a MOSES molecule).  When there are at most
+    ``k`` strings all are returned (the sum is exact), otherwise ``k`` drawn uniformly without
+    replacement (for an unbiased estimate of the sum: ``count`` times their mean).
+
+    Args:
+        text: a fragment-block string (:func:`encode`), labels numbered by first appearance.
+        k: the most strings to return (at least 1).
+        rng: draws the orders when there are more than ``k`` (default: seeded with 0).
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    blocks = text.split(".")
+    n = len(blocks)
+    count = math.factorial(n) // _order_symmetries(blocks)
+    rng = rng or random.Random(0)
+    seen: dict[str, None] = {}
+    # Every string is given by as many orders as any other (see _order_symmetries), so uniform
+    # orders draw uniform strings; with count <= k this collects all of them.
+    while len(seen) < min(k, count):
+        seen.setdefault(renumber_labels(".".join(rng.sample(blocks, n))), None)
+    return BlockOrders(list(seen), count)
+    rng = rng or random.Random(0)
+    seen: dict[str, None] = {}
+    while len(seen) < k:  # every string is as likely as any other (see _order_symmetries)
+        seen.setdefault(renumber_labels(".".join(rng.sample(blocks, n))), None)
+    return BlockOrders(list(seen), count)
 
 
 def _cut_bonds(mol: Chem.Mol) -> list[int]:

@@ -170,7 +170,7 @@ def run_score(args) -> None:
 
 def run_eval(args) -> None:
     from ..chem.moses import load_moses
-    from ..workflows.evaluation import evaluate_molecule_model
+    from ..workflows.evaluation import MOLECULE_ROW, evaluate_molecule_model
 
     model = load_model(args)
     order = parse_order_arg(args.order, model.D)
@@ -178,7 +178,7 @@ def run_eval(args) -> None:
         model, load_moses("test"), load_moses("train"), args.out, args.n_test, args.n_samples,
         args.orders, args.fragment, args.seed, order=order, temperature=args.temperature,
         top_p=args.top_p, with_fcd=False if args.no_fcd else None, moses_wheel=args.moses_wheel,
-        grammar=constraint_arg(args),
+        grammar=constraint_arg(args), spellings=args.spellings,
     )
     full = result["likelihood"]["test molecules"]
     fcd_line = ""
@@ -194,6 +194,10 @@ def run_eval(args) -> None:
         f"novelty {result['samples']['novelty']:.3f}, quality "
         f"{result['samples']['quality']:.3f}{fcd_line}"
     )
+    whole = result["likelihood"].get(MOLECULE_ROW)
+    if whole:
+        print(f"{MOLECULE_ROW}: NLL AO-ARM {whole['nll_arm_nats']:.2f} vs MaM "
+              f"{whole['nll_mam_nats']:.2f} nats; Spearman {whole['spearman']:.3f}")
 
 
 def add_parsers(sub) -> None:
@@ -261,6 +265,9 @@ def add_parsers(sub) -> None:
                    help="default: the model's stored setting (mam export), else 1.0")
     p.add_argument("--top-p", type=float,
                    help="default: the model's stored setting (mam export), else 1.0")
+    p.add_argument("--spellings", type=int, default=16,
+                   help="fragment-block models: also score log p(molecule), the sum over the "
+                        "molecule's block orders, from up to this many of them (0: leave out)")
     p.add_argument("--no-fcd", action="store_true",
                    help="skip the Fréchet ChemNet Distance (slow on CPU)")
     p.add_argument("--moses-wheel",

@@ -18,7 +18,7 @@ from .orders import make_orders, restrict_order
 from .rng import make_generator
 
 __all__ = ["log_likelihood_arm", "log_likelihood_arm_given_order", "log_likelihood_arm_per_order",
-           "log_mean_exp", "arm_log_likelihood", "ao_arm_bound"]
+           "log_mean_exp", "log_sum_over_spellings", "arm_log_likelihood", "ao_arm_bound"]
 
 
 @torch.no_grad()
@@ -91,6 +91,43 @@ def log_likelihood_arm_per_order(
 def log_mean_exp(per_order: torch.Tensor) -> torch.Tensor:
     """``log mean_m exp(per_order[m])`` over the first dimension: the mixture over orders."""
     return torch.logsumexp(per_order, dim=0) - math.log(per_order.shape[0])
+
+
+def log_sum_over_spellings(log_p: torch.Tensor, group: torch.Tensor, count: torch.Tensor,
+                           reduce: str = "sum") -> torch.Tensor:
+    """``log Σ_v p(v)`` over each group's ``count[g]`` sequences, from the ``log_p`` of some of
+    them: ``log count[g] + log mean_{rows r of g} exp(log_p[r])``.
+
+    Where one object can be written as several sequences (a molecule whose fragments may come in
+    any order), the model's probability of the object is the sum over its spellings.  With every
+    spelling scored once this is that sum exactly; with a uniform draw of them the mean inside the
+    log is unbiased.  ``reduce="mean"`` puts the mean of the logs in place of the log of the mean:
+    the lower bound a per-order average gives (Jensen).  A spelling may be scored more than once
+    (under different orders, say) as long as each of a group's scored spellings is scored
+    equally often.
+
+    Args:
+        log_p: ``(R,)`` log-probabilities of the scored rows.
+        group: ``(R,)`` long, the group ``0..G-1`` each row belongs to (every group has a row).
+        count: ``(G,)`` how many spellings each group has in all.
+    Returns:
+        ``(G,)`` float64.
+    """
+    if reduce not in ("sum", "mean"):
+        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+    n_groups = count.shape[0]
+    log_p = log_p.double()
+    rows = torch.zeros(n_groups, dtype=torch.float64, device=log_p.device).index_add_(
+        0, group, torch.ones_like(log_p))  # (G,) scored rows per group
+    if bool((rows == 0).any()):
+        raise ValueError("every group needs at least one scored row")
+    if reduce == "mean":
+        inner = torch.zeros_like(rows).index_add_(0, group, log_p) / rows
+    else:
+        top = torch.full_like(rows, -math.inf).scatter_reduce(0, group, log_p, "amax")
+        inner = top + torch.log(torch.zeros_like(rows).index_add_(
+            0, group, torch.exp(log_p - top[group])) / rows)
+    return inner + torch.log(count.to(rows))
 
 
 @torch.no_grad()

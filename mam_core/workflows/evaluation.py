@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from ..core.likelihood import log_likelihood_arm_per_order, log_mean_exp
+from ..core.likelihood import log_likelihood_arm_per_order, log_mean_exp, log_sum_over_spellings
 from ..core.model import MaM
 
 __all__ = [
@@ -29,7 +29,15 @@ __all__ = [
     "evaluate_molecule_model",
     "likelihood_agreement",
     "mask_random_subsets",
+    "molecule_likelihoods",
+    "MOLECULE_ROW",
+    "SPELLINGS",
 ]
+
+#: Spellings (fragment orders) the marginal scores per molecule for ``log p(molecule)``.
+SPELLINGS = 16
+#: The likelihood table's row for molecules summed over their spellings.
+MOLECULE_ROW = "molecules (every fragment order)"
 
 #: Why a report has no FCD when ``fcd_torch`` is missing.
 FCD_NOT_INSTALLED = "fcd_torch is not installed; install the eval extra"
@@ -177,6 +185,58 @@ def likelihood_agreement(
                                num_orders=num_orders)
 
 
+@torch.no_grad()
+def molecule_likelihoods(
+    model: MaM, smiles: list[str], spellings: int = SPELLINGS, num_orders: int = 1,
+    batch_size: int = 256, seed: int = 0, with_arm: bool = True,
+) -> tuple[LikelihoodAgreement, list[int], np.ndarray]:
+    """``log p(molecule)``, summed over the spellings the model writes a molecule in (its
+    fragment blocks in every order, for a fragment-block model), both ways, timed side by side.
+
+    The marginal scores up to ``spellings`` of them per molecule, one pass each
+    (:func:`~mam_core.core.likelihood.log_sum_over_spellings`).  The AO-ARM treats the spelling
+    as one more thing its orders choose: each of its ``num_orders`` orders scores a spelling
+    drawn for it (D passes), so it costs what scoring one spelling costs.  Returns the
+    agreement, the input indices of the molecules scored, and their spelling counts.
+    """
+    from ..chem.molecules import tokenizer_of
+
+    tok = tokenizer_of(model)
+    if tok is None:
+        raise ValueError("this model has no molecule tokenizer")
+    model.eval()
+    many = tok.encode_spellings(smiles, spellings, seed)
+    x = many.ids.to(model.device)
+    group = many.group.to(model.device)
+    count = many.count.to(model.device)
+    model.log_marginal(x[:2])  # warm-up
+    _sync(model.device)
+    t0 = time.perf_counter()
+    mam = log_sum_over_spellings(torch.cat([model.log_marginal(b) for b in x.split(batch_size)]),
+                                 group, count)
+    _sync(model.device)
+    t_mam = time.perf_counter() - t0
+    arm = arm_mean = np.full(len(many.kept), np.nan)
+    t_arm = None
+    if with_arm:
+        drawn = tok.encode_spellings([smiles[i] for i in many.kept], num_orders, seed + 1)
+        # each molecule's drawn spellings repeated to at least num_orders rows, equally often
+        per = drawn.group.bincount(minlength=len(many.kept))
+        reps = (-(-num_orders // per))[drawn.group]  # ceil(num_orders / spellings drawn)
+        rows_x = drawn.ids.repeat_interleave(reps, dim=0).to(model.device)
+        rows_g = drawn.group.repeat_interleave(reps).to(model.device)
+        t0 = time.perf_counter()
+        lp = torch.cat([log_likelihood_arm_per_order(model, b, 1, seed=seed + i)[0]
+                        for i, b in enumerate(rows_x.split(batch_size))])
+        _sync(model.device)
+        t_arm = time.perf_counter() - t0
+        arm = log_sum_over_spellings(lp, rows_g, count).cpu().numpy()
+        arm_mean = log_sum_over_spellings(lp, rows_g, count, reduce="mean").cpu().numpy()
+    agreement = LikelihoodAgreement(mam.cpu().numpy(), arm, t_mam, t_arm, model.D,
+                                    arm_mean=arm_mean, num_orders=num_orders)
+    return agreement, many.kept, many.count.numpy()
+
+
 @dataclass
 class EvalResult:
     """What :func:`compute_eval` measured; :func:`mam_core.workflows.report.write_report` writes it.
@@ -219,6 +279,7 @@ def compute_eval(
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
     grammar: bool | str = "auto",
+    spellings: int = SPELLINGS,
 ) -> EvalResult:
     """Score held-out molecules both ways, sample, and measure the samples (no files written).
 
@@ -236,6 +297,9 @@ def compute_eval(
             draws them).
         with_fcd: compute the Fréchet ChemNet Distance (default: when ``fcd_torch`` is present).
         moses_wheel: the MOSES wheel, for FCD against MOSES's own test statistics.
+        spellings: for models that write a molecule several ways (fragment blocks in any
+            order), also score ``log p(molecule)`` over up to this many of them per molecule
+            (:func:`molecule_likelihoods`); ``0`` leaves it out.
 
     Raises:
         ValueError: the model has no molecule tokenizer.
@@ -284,6 +348,19 @@ def compute_eval(
         {"smiles": [test_smiles[i] for i in enc.kept], "log_p_mam": full.mam, "log_p_arm": full.arm,
          "log_p_arm_mean": full.arm_mean}
     )
+    # A model that writes a molecule several ways (fragment blocks in any order) gives the
+    # molecule the sum of their probabilities: one string's log p understates it.
+    if spellings:
+        scored = [test_smiles[i] for i in enc.kept]
+        whole, kept, counts = molecule_likelihoods(model, scored, spellings, num_orders,
+                                                   seed=seed)
+        if counts.max(initial=1) > 1:
+            lik_rows[MOLECULE_ROW] = whole.summary()
+            for name, values in (("log_p_mam_molecule", whole.mam),
+                                 ("log_p_arm_molecule", whole.arm), ("spellings", counts)):
+                column = np.full(len(scored), np.nan)
+                column[kept] = values
+                test_likelihoods[name] = column
 
     # 2. samples
     settings = recommended_sampling(model, temperature, top_p)
@@ -362,6 +439,7 @@ def compute_eval(
         model={"D": model.D, "K": model.K, "arch": c.arch, "d_model": c.d_model,
                "n_layers": c.n_layers, "device": str(model.device)},
         settings={"num_orders": num_orders, "n_samples": n_samples, "fragment": fragment,
+                  "spellings": spellings,
                   "fcd_source": fcd_source, "fcd_skipped": fcd_skipped},
     )
 
@@ -383,6 +461,7 @@ def evaluate_molecule_model(
     with_fcd: bool | None = None,
     moses_wheel: str | None = None,
     grammar: bool | str = "auto",
+    spellings: int = SPELLINGS,
 ) -> dict:
     """Run the whole evaluation and write ``report.md``, CSVs and figures into ``out_dir``.
 
@@ -394,6 +473,6 @@ def evaluate_molecule_model(
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # fail before the work, not after
     result = compute_eval(model, test_smiles, train_smiles, n_test, n_samples, num_orders,
                           fragment, seed, order, temperature, top_p, with_fcd, moses_wheel,
-                          grammar)
+                          grammar, spellings)
     write_report(result, out_dir)
     return result.metrics

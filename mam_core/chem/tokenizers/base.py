@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -35,7 +36,7 @@ from .errors import (
     UnknownMoleculeTokenError,
 )
 
-__all__ = ["EncodedBatch", "MolTokenizer", "clear_encoding_memo"]
+__all__ = ["EncodedBatch", "MolTokenizer", "SpelledBatch", "clear_encoding_memo"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,26 @@ class EncodedBatch:
     @property
     def n_dropped(self) -> int:
         return len(self.errors)
+
+
+@dataclass
+class SpelledBatch:
+    """Molecules encoded in several of the spellings the model writes them in
+    (:meth:`MolTokenizer.encode_spellings`).
+
+    Attributes:
+        ids: ``(R, D)`` int64, every scored spelling of every kept molecule.
+        group: ``(R,)`` long, which kept molecule (``0..N-1``) each row spells.
+        count: ``(N,)`` long, how many spellings each kept molecule has in all.
+        kept: input indices of the N molecules that encoded, in input order.
+        errors: ``(input index, message)`` for every skipped molecule.
+    """
+
+    ids: torch.Tensor
+    group: torch.Tensor
+    count: torch.Tensor
+    kept: list[int]
+    errors: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _tokens_chunk(payload: tuple[dict, list[str]]) -> list[list[str] | TokenizationError]:
@@ -371,6 +392,47 @@ class MolTokenizer(ABC):
             )
         ids = torch.tensor(rows, dtype=torch.long).reshape(len(rows), self.D)  # (N, D)
         return EncodedBatch(ids=ids, kept=kept, errors=errors)
+
+    #: ``True`` where :meth:`spellings` gives a molecule more than one string.
+    many_spellings: ClassVar[bool] = False
+
+    def spellings(self, tokens: list[str], k: int,
+                  rng: random.Random) -> tuple[list[list[str]], int]:
+        """Up to ``k`` token lists that write the same molecule as ``tokens`` the way the model
+        was trained to write molecules, drawn uniformly without replacement, and how many there
+        are in all.  One here: canonical SMILES and SELFIES write a molecule one way."""
+        return [tokens], 1
+
+    def encode_spellings(self, smiles: Sequence[str], k: int, seed: int = 0,
+                         pool: Executor | None = None) -> SpelledBatch:
+        """Like :meth:`encode_filtered`, each molecule in up to ``k`` of its spellings
+        (:meth:`spellings`): the rows whose probabilities add up to the molecule's
+        (:func:`mam_core.core.likelihood.log_sum_over_spellings`).  Reproducible for a
+        ``seed``."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        smiles = self._as_list(smiles)
+        rng = random.Random(seed)
+        rows, group, count, kept, errors = [], [], [], [], []
+        for i, (s, toks) in enumerate(
+            zip(smiles, self._tokenize_all(smiles, 1, False, pool), strict=True)
+        ):
+            try:
+                if isinstance(toks, TokenizationError):
+                    raise toks
+                variants, n = self.spellings(toks, k, rng)
+                ids = [self._tokens_to_ids(s, v) for v in variants]
+            except TokenizationError as err:
+                errors.append((i, str(err)))
+                continue
+            rows.extend(ids)
+            group.extend([len(kept)] * len(ids))
+            count.append(n)
+            kept.append(i)
+        return SpelledBatch(ids=torch.tensor(rows, dtype=torch.long).reshape(len(rows), self.D),
+                            group=torch.tensor(group, dtype=torch.long),
+                            count=torch.tensor(count, dtype=torch.long), kept=kept,
+                            errors=errors)
 
     # ------------------------------------------------------------------ decoding
     def _ids_list(self, ids: Any) -> list[int]:

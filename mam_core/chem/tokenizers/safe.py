@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import ClassVar
 
 from .errors import TokenizationError
@@ -23,6 +24,7 @@ class SafeTokenizer(SmilesTokenizer):
 
     kind: ClassVar[str] = "safe"
     pad_token: ClassVar[str] = SMILES_PAD
+    many_spellings: ClassVar[bool] = True
 
     def _smiles_to_tokens(self, smiles: str) -> list[str]:
         from .. import safe
@@ -40,3 +42,13 @@ class SafeTokenizer(SmilesTokenizer):
         text = "".join(t for t in tokens if t != self.pad_token)
         canon = safe.decode(text)
         return text if canon is None else canon
+
+    def spellings(self, tokens: list[str], k: int,
+                  rng: random.Random) -> tuple[list[list[str]], int]:
+        """The molecule's blocks in up to ``k`` orders (:func:`mam_core.chem.safe.block_orders`):
+        trained on shuffled fragment orders, the model writes a molecule of ``n`` distinct
+        blocks in ``n!`` ways."""
+        from .. import safe
+
+        orders = safe.block_orders("".join(tokens), k, rng)
+        return [self.regex_tokens(s) for s in orders.strings], orders.count
