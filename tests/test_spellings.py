@@ -192,3 +192,25 @@ def test_scoring_adds_the_molecule_sum_and_ranks_by_it(safe_model, moses_200):
     assert table["outlier_rank"][:8].tolist() == (
         table["log_p_molecule"][:8].rank(method="first").astype(int).tolist())
     assert table["log_p_mam"].tolist()[:8] == pytest.approx(plain["log_p_mam"].tolist()[:8])
+
+
+def test_mam_score_adds_the_molecule_sum_for_fragment_block_models(safe_model, tmp_path, capsys):
+    import io
+
+    from mam_core.cli import main
+    from mam_core.core.checkpoint import save
+
+    model, _ = safe_model
+    path = save(model, tmp_path / "m.pt")
+    inp = tmp_path / "mols.smi"
+    inp.write_text("CCOC(=O)c1ccccc1\nnot_a_smiles\nCC(=O)Nc1ccc(O)cc1\n")
+    assert main(["score", "--model", str(path), "--input", str(inp), "--spellings", "30"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out), keep_default_na=False,
+                        na_values=[""])
+    assert list(table.columns)[:4] == ["smiles", "log_marginal_mam", "log_p_molecule",
+                                       "spellings"]
+    assert table["spellings"].tolist()[::2] == [24, 6]  # 4 and 3 blocks, all orders scored
+    assert pd.isna(table["log_p_molecule"][1])
+    whole, _, _ = molecule_likelihoods(model, ["CCOC(=O)c1ccccc1", "CC(=O)Nc1ccc(O)cc1"], 30,
+                                       with_arm=False)
+    assert table["log_p_molecule"].tolist()[::2] == pytest.approx(whole.mam.tolist(), abs=1e-5)

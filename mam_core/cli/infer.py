@@ -121,6 +121,22 @@ def _score_molecules_cli(args, model: MaM) -> None:
                                               args.seed, True)
                 arm[ok] = scored.arm
         table.insert(2, "log_likelihood_arm", arm)
+    if args.spellings and tokenizer_of(model).many_spellings:
+        import pandas as pd
+
+        from ..workflows.evaluation import molecule_likelihoods
+
+        ok = [i for i, e in enumerate(table["error"]) if not e]
+        whole = np.full(len(table), np.nan)
+        counts = pd.array([pd.NA] * len(table), dtype="Int64")
+        if ok:
+            scored, kept, n = molecule_likelihoods(model, [smiles[i] for i in ok],
+                                                   args.spellings, batch_size=args.batch_size,
+                                                   seed=args.seed, with_arm=False)
+            rows = [ok[i] for i in kept]
+            whole[rows], counts[rows] = scored.mam, n
+        table.insert(2, "log_p_molecule", whole)
+        table.insert(3, "spellings", counts)
     table = table.drop(columns=["n_tokens"])
     if args.out:
         table.to_csv(args.out, index=False, float_format="%.6f")
@@ -244,6 +260,10 @@ def add_parsers(sub) -> None:
                         "bench/outlier_screening.py): "
                         + "; ".join(f"{k}: {v}" for k, v in SCORE_LABELS.items()))
     p.add_argument("--orders", type=int, default=1, help="random orders for --arm")
+    p.add_argument("--spellings", type=int, default=0,
+                   help="fragment-block models: add log_p_molecule, the marginal summed over up "
+                        "to this many of the molecule's block orders (one pass each; the "
+                        "probability of the molecule rather than of one string)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", help="CSV output (default stdout)")
     add_common(p)
