@@ -8,6 +8,7 @@ import math
 import random
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -214,3 +215,22 @@ def test_mam_score_adds_the_molecule_sum_for_fragment_block_models(safe_model, t
     whole, _, _ = molecule_likelihoods(model, ["CCOC(=O)c1ccccc1", "CC(=O)Nc1ccc(O)cc1"], 30,
                                        with_arm=False)
     assert table["log_p_molecule"].tolist()[::2] == pytest.approx(whole.mam.tolist(), abs=1e-5)
+
+
+def test_mam_eval_reports_the_molecule_row_for_a_fragment_block_model(safe_model, moses_200,
+                                                                       tmp_path):
+    from mam_core.workflows.evaluation import MOLECULE_ROW, compute_eval
+    from mam_core.workflows.report import write_report
+
+    model, _ = safe_model  # untrained: its marginal gives every string the same log p
+    test = load_moses("test", limit=12)
+    result = compute_eval(model, test, moses_200, n_test=12, n_samples=8, num_orders=2,
+                          with_fcd=False, spellings=8)
+    one, whole = (result.metrics["likelihood"][k] for k in ("test molecules", MOLECULE_ROW))
+    counts = result.test_likelihoods["spellings"].to_numpy()
+    assert len(counts) == one["n"] == whole["n"] == 12
+    # the same strings' log p, plus the log of how many strings write each molecule
+    assert whole["nll_mam_nats"] == pytest.approx(one["nll_mam_nats"] - np.log(counts).mean())
+    assert np.isfinite(result.test_likelihoods["log_p_arm_molecule"]).all()
+    report = (write_report(result, tmp_path)).read_text()
+    assert f"| {MOLECULE_ROW} |" in report and "Summing over block orders" in report
