@@ -163,5 +163,7 @@ def _molecule_lines(likelihood: dict, settings: dict) -> list[str]:
         "orders per molecule (all of them where there are no more), one pass each; each AO-ARM "
         "order scores a block order drawn for it. Summing over block orders lowers the AO-ARM "
         f"NLL from {one['nll_arm_nats']:.2f} to {whole['nll_arm_nats']:.2f} nats per molecule "
-        f"and the MaM's from {one['nll_mam_nats']:.2f} to {whole['nll_mam_nats']:.2f}.\n",
+        f"and the MaM's from {one['nll_mam_nats']:.2f} to {whole['nll_mam_nats']:.2f}. Its "
+        "`speedup` sets one AO-ARM order (D passes) against all the marginal's passes for the "
+        "molecule, one per block order scored.\n",
     ]
