@@ -234,3 +234,25 @@ def test_mam_eval_reports_the_molecule_row_for_a_fragment_block_model(safe_model
     assert np.isfinite(result.test_likelihoods["log_p_arm_molecule"]).all()
     report = (write_report(result, tmp_path)).read_text()
     assert f"| {MOLECULE_ROW} |" in report and "Summing over block orders" in report
+
+
+def test_screening_scores_the_molecule_the_way_its_calibration_did(safe_model, moses_200):
+    from mam_core.workflows.outliers import Calibration, calibrate, score_table
+
+    model, _ = safe_model
+    cal = calibrate(model, moses_200, "train", store=False, n_fragment=0)
+    assert cal.spellings == 4  # a fragment-block model sums block orders by default
+    rows = moses_200[:6] + ["not a molecule"]
+    table = score_table(model, rows, "per_token", cal, bf16=False)
+    whole, _, _ = molecule_likelihoods(model, moses_200[:6], 4, with_arm=False)
+    assert table["log_p_molecule"][:6].tolist() == pytest.approx(whole.mam.tolist(), abs=1e-4)
+    assert table["outlier_score"][:6].tolist() == pytest.approx(
+        (-table["log_p_molecule"] / table["n_tokens"].astype(float))[:6].tolist())
+    assert table["log_marginal_mam"][:6].tolist() == pytest.approx(
+        score_molecules(model, moses_200[:6]).table["log_p_mam"].tolist(), abs=1e-4)
+    # a calibration stored before block orders were summed screens one string, as it was made
+    old = {k: v for k, v in cal.to_dict().items() if k != "spellings"}
+    string_only = score_table(model, rows, "per_token", Calibration.from_dict(old), bf16=False)
+    assert "log_p_molecule" not in string_only
+    assert string_only["outlier_score"][:6].tolist() == pytest.approx(
+        (-string_only["log_marginal_mam"] / string_only["n_tokens"].astype(float))[:6].tolist())

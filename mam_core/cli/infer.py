@@ -135,6 +135,8 @@ def _score_molecules_cli(args, model: MaM) -> None:
                                                    seed=args.seed, with_arm=False)
             rows = [ok[i] for i in kept]
             whole[rows], counts[rows] = scored.mam, n
+        if "log_p_molecule" in table:  # the score's own (the calibration's block orders)
+            table = table.drop(columns=["log_p_molecule"])
         table.insert(2, "log_p_molecule", whole)
         table.insert(3, "spellings", counts)
     table = table.drop(columns=["n_tokens"])

@@ -37,12 +37,14 @@ import torch
 
 from ..chem import encoding_pool
 from ..chem.molecules import tokenizer_of
+from ..core.likelihood import log_sum_over_spellings
 from ..core.model import MaM, bf16_is_faster, scoring_batch_size
 
 __all__ = [
     "SCORES",
     "DEFAULT_SCORE",
     "SLOW_SCORES",
+    "SCREEN_SPELLINGS",
     "SCORE_LABELS",
     "scores_for",
     "Calibration",
@@ -55,6 +57,10 @@ __all__ = [
 ]
 
 SCORES = ("raw", "per_token", "likelihood_ratio", "length_z", "worst_fragment")
+#: block orders a fragment-block model's log p(x) sums over when screening: the molecule's
+#: probability rather than one string's, which ranked molecules of many fragments as atypical
+#: (bench/outlier_screening.py; docs/outliers/README.md)
+SCREEN_SPELLINGS = 4
 DEFAULT_SCORE = "per_token"
 #: scores that need one more pass per fragment block of every molecule
 SLOW_SCORES = ("worst_fragment",)
@@ -91,6 +97,8 @@ class Calibration:
     source: str
     #: score name -> [mean, std] on training molecules (what the z-scores of worst_fragment use)
     score_stats: dict[str, list[float]] = field(default_factory=dict)
+    #: block orders log p(x) was summed over (0: one string); screening scores the same way
+    spellings: int = 0
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -118,6 +126,7 @@ class _Raw:
     errors: list[str]
     surprise: np.ndarray | None = None  # (N,) worst block's −log p(b | rest) / √|b|
     worst_block: list[str] | None = None  # (N,) that block as SMILES with [*], "" if none
+    log_p_string: np.ndarray | None = None  # (N,) one string's log p where log_p is the molecule's
 
 
 def _fragment_surprise(model: MaM, tok, ids: torch.Tensor, log_p: np.ndarray,
@@ -158,10 +167,12 @@ def _fragment_surprise(model: MaM, tok, ids: torch.Tensor, log_p: np.ndarray,
 @torch.no_grad()
 def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
                batch_size: int | None = None, bf16: bool | None = False,
-               fragments: bool = False) -> _Raw:
+               fragments: bool = False, spellings: int = 0) -> _Raw:
     """One-pass log-likelihoods plus what the size corrections need (``bf16``: see
     :func:`_log_marginals`); ``fragments`` adds the worst block's surprise (fragment-block
-    models only, one more pass per block)."""
+    models only, one more pass per block).  ``spellings``: for a model that writes a molecule
+    in several block orders, ``log p`` is the molecule's, summed over up to that many of them
+    (one pass each); the block surprise stays within one string."""
     tok = tokenizer_of(model)
     if tok is None:
         raise ValueError("outlier scores need a molecule model; the selected model has no "
@@ -178,6 +189,7 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
         raise ValueError("the worst_fragment score needs a fragment-block model; this one reads "
                          f"{tok.kind.upper()}")
     surprise, worst_block = (np.full(n, np.nan), [""] * n) if fragments else (None, None)
+    log_p_string = None
     if enc.kept:
         lp = _log_marginals(model, enc.ids, batch_size, bf16)
         kept = np.asarray(enc.kept)
@@ -185,12 +197,28 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
         n_tok[kept] = (enc.ids != tok.pad_id).sum(dim=1).numpy()
         if background is not None:
             log_q[kept] = np.asarray(background)[enc.ids.numpy()].sum(axis=1)
+        if spellings and tok.many_spellings:
+            log_p_string = log_p.copy()
+            log_p[kept] = _molecule_log_p(model, tok, [smiles[i] for i in enc.kept], spellings,
+                                          batch_size, bf16)
         if fragments:
             worst, text = _fragment_surprise(model, tok, enc.ids, lp, batch_size, bf16)
             surprise[kept] = worst
             for j, i in enumerate(enc.kept):
                 worst_block[i] = text[j]
-    return _Raw(log_p, n_tok, log_q, errors, surprise, worst_block)
+    return _Raw(log_p, n_tok, log_q, errors, surprise, worst_block, log_p_string)
+
+
+def _molecule_log_p(model: MaM, tok, smiles: list[str], spellings: int,
+                    batch_size: int | None, bf16: bool | None) -> np.ndarray:
+    """``log p(molecule)``: the marginal summed over up to ``spellings`` of its block orders
+    (:func:`~mam_core.core.likelihood.log_sum_over_spellings`), seeded so a molecule scores the
+    same in every table."""
+    many = tok.encode_spellings(smiles, spellings, seed=0)
+    if len(many.kept) != len(smiles):
+        raise ValueError("a molecule that encodes must encode in every block order")
+    lp = torch.from_numpy(_log_marginals(model, many.ids, batch_size, bf16))
+    return log_sum_over_spellings(lp, many.group, many.count).numpy()
 
 
 def _has_blocks(tok) -> bool:
@@ -224,6 +252,7 @@ def calibrate(
     min_per_length: int = 30,
     store: bool = True,
     n_fragment: int = 500,
+    spellings: int | None = None,
 ) -> Calibration:
     """Score training molecules once; store and return the calibration.
 
@@ -235,6 +264,8 @@ def calibrate(
             shared model that must not change (the app's cached one).
         n_fragment: fragment-block models: how many of the molecules also calibrate the
             ``worst_fragment`` score (one pass per block each).
+        spellings: block orders ``log p`` sums over (see :func:`raw_scores`); ``None``:
+            :data:`SCREEN_SPELLINGS` for a model that writes a molecule in several, else 0.
     """
     tok = tokenizer_of(model)
     if tok is None:
@@ -246,8 +277,11 @@ def calibrate(
                          "at least 100")
     counts = torch.bincount(enc.ids.flatten(), minlength=tok.K).double() + 1.0  # add-one smoothing
     background = torch.log(counts / counts.sum()).numpy()
+    if spellings is None:
+        spellings = SCREEN_SPELLINGS if tok.many_spellings else 0
     # at the precision screening uses on this hardware, so percentiles compare like with like
-    raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background, bf16=None)
+    raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background, bf16=None,
+                     spellings=spellings)
     nll, n = -raw.log_p, raw.n_tokens.astype(int)
     lengths, means, stds = [], [], []
     for length in range(int(n.min()), int(n.max()) + 1):
@@ -260,7 +294,8 @@ def calibrate(
         lengths.append(length)
         means.append(float(vals.mean()))
         stds.append(float(max(vals.std(), 1e-3)))
-    cal = Calibration(background.tolist(), lengths, means, stds, {}, len(nll), source)
+    cal = Calibration(background.tolist(), lengths, means, stds, {}, len(nll), source,
+                      spellings=spellings)
     named = _named_scores(raw, cal)
     partials = _training_partials(tok, enc.ids)
     named["partial"] = _partial_lr(partials, _log_marginals(model, partials), background, model.K)
@@ -268,8 +303,9 @@ def calibrate(
         # a block pass per fragment is the cost, so fewer molecules (mean, std and percentiles
         # need hundreds, not thousands)
         # (the molecules' own log p is already in ``raw``, row for row with ``enc.ids``)
+        string_lp = raw.log_p if raw.log_p_string is None else raw.log_p_string
         surprise, _ = _fragment_surprise(model, tok, enc.ids[:n_fragment],
-                                         raw.log_p[:n_fragment], None, None)
+                                         string_lp[:n_fragment], None, None)
         per_token = named["per_token"]
         cal.score_stats = {
             "per_token": [float(per_token.mean()), float(max(per_token.std(), 1e-6))],
@@ -384,7 +420,8 @@ def calibration_of(model: MaM) -> Calibration | None:
 
 def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
                 cal: Calibration | None = None, bf16: bool | None = None) -> pd.DataFrame:
-    """One row per input, in order: ``smiles``, ``log_marginal_mam``, ``n_tokens``,
+    """One row per input, in order: ``smiles``, ``log_marginal_mam`` (one string), for a
+    calibration that sums block orders ``log_p_molecule`` (what the scores use), ``n_tokens``,
     ``outlier_score`` (higher = more atypical; ``inf`` out of domain), ``percentile`` (share of
     training molecules scoring at or below, in %; 100 out of domain) and ``error``; with
     ``worst_fragment`` also ``atypical_fragment``, the block that score found (SMILES with
@@ -407,7 +444,7 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
         raise ValueError("the 'worst_fragment' score needs a calibration made with it: "
                          "calibrate() the model again (its calibration predates this score)")
     raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None, bf16=bf16,
-                     fragments=fragments)
+                     fragments=fragments, spellings=cal.spellings if cal else 0)
     values = _named_scores(raw, cal)[score]
     ood = np.array([bool(e) for e in raw.errors])
     values = np.where(ood, math.inf, values)
@@ -415,12 +452,14 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
     pct = np.where(ood, 100.0, pct)
     table = pd.DataFrame({
         "smiles": list(smiles),
-        "log_marginal_mam": raw.log_p,
+        "log_marginal_mam": raw.log_p if raw.log_p_string is None else raw.log_p_string,
         "n_tokens": pd.array(np.where(np.isnan(raw.n_tokens), pd.NA, raw.n_tokens), dtype="Int64"),
         "outlier_score": values,
         "percentile": pct,
         "error": raw.errors,
     })
+    if raw.log_p_string is not None:
+        table.insert(2, "log_p_molecule", raw.log_p)
     if fragments:
-        table.insert(5, "atypical_fragment", raw.worst_block)
+        table.insert(table.columns.get_loc("error"), "atypical_fragment", raw.worst_block)
     return table
