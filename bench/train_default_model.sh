@@ -52,10 +52,9 @@
 #    molecule again when RDKit cannot kekulise it: of 1,000 delivered molecules 0.844 drug-like
 #    (0.847 at 0.7 / full, the stage-11 export), FCD at 1,000 7.50 -> 5.21, about 1.2 draws each;
 #    at 30,000 (bench/fcd_at_scale.py, docs/eval/fcd_30k) 6.26 -> 4.10, quality 0.846 -> 0.850.
-# 13. outlier calibration of the molecule, not of one string: the export's calibration sums each
-#    molecule's log p over 4 of its block orders (mam_core.workflows.outliers.SCREEN_SPELLINGS;
-#    re-exported from the shipped file with the same weights, 62 s): per-token AUROC against
-#    PAINS alerts 0.666 -> see docs/outliers/README.md.
+# 13. outlier calibration of the molecule, not of one string: the export's calibration scores
+#    log p(string) + log N, N the molecule's block orders (mam_core.workflows.outliers;
+#    re-exported from the shipped file with the same weights, 31 s): see docs/outliers/README.md.
 #
 # Stage 4 runs bench/train_gpu.py where CUDA is present (on a GPU machine without RDKit, run it
 # there by hand on $RUNS/tokens.npz and put its arm.pt in $RUNS/gpu/); otherwise it runs the

@@ -138,7 +138,7 @@ if result is not None:
     if "log_p_molecule" in result.table:
         st.caption("MaM and AO-ARM log-likelihoods (nats) of the canonical string, and "
                    "`log_p_molecule`: the MaM summed over the molecule's fragment orders "
-                   f"(`spellings` of them in all; {result.seconds_molecule:.1f} s), least "
+                   f"(`block_orders` of them in all; {result.seconds_molecule:.1f} s), least "
                    "likely molecule first.")
     else:
         st.caption("MaM and AO-ARM log-likelihoods (nats), least likely first.")

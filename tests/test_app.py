@@ -288,7 +288,7 @@ def test_likelihood_page_names_the_worst_fragment(fragment_block_default):
 
     table = at.session_state["lik_result"].table
     assert at.number_input(key="lik_spellings").value == 4
-    assert table["spellings"].tolist()[0] == safe.block_orders(
+    assert table["block_orders"].tolist()[0] == safe.block_orders(
         safe.encode("CCOC(=O)c1ccccc1"), 1).count
     assert table["log_p_molecule"].isna().tolist() == [False, True, False]
     assert table["outlier_rank"].tolist()[::2] == list(

@@ -188,7 +188,7 @@ def test_scoring_adds_the_molecule_sum_and_ranks_by_it(safe_model, moses_200):
     table = score_molecules(model, smiles, spellings=6, seed=2).table
     whole, kept, counts = molecule_likelihoods(model, moses_200[:8], 6, seed=2, with_arm=False)
     assert table["log_p_molecule"][:8].tolist() == pytest.approx(whole.mam.tolist())
-    assert table["spellings"][:8].tolist() == counts.tolist()
+    assert table["block_orders"][:8].tolist() == counts.tolist()
     assert pd.isna(table.loc[8, "log_p_molecule"]) and pd.isna(table.loc[8, "outlier_rank"])
     assert table["outlier_rank"][:8].tolist() == (
         table["log_p_molecule"][:8].rank(method="first").astype(int).tolist())
@@ -209,8 +209,8 @@ def test_mam_score_adds_the_molecule_sum_for_fragment_block_models(safe_model, t
     table = pd.read_csv(io.StringIO(capsys.readouterr().out), keep_default_na=False,
                         na_values=[""])
     assert list(table.columns)[:4] == ["smiles", "log_marginal_mam", "log_p_molecule",
-                                       "spellings"]
-    assert table["spellings"].tolist()[::2] == [24, 6]  # 4 and 3 blocks, all orders scored
+                                       "block_orders"]
+    assert table["block_orders"].tolist()[::2] == [24, 6]  # 4 and 3 blocks, all orders scored
     assert pd.isna(table["log_p_molecule"][1])
     whole, _, _ = molecule_likelihoods(model, ["CCOC(=O)c1ccccc1", "CC(=O)Nc1ccc(O)cc1"], 30,
                                        with_arm=False)
@@ -227,7 +227,7 @@ def test_mam_eval_reports_the_molecule_row_for_a_fragment_block_model(safe_model
     result = compute_eval(model, test, moses_200, n_test=12, n_samples=8, num_orders=2,
                           with_fcd=False, spellings=8)
     one, whole = (result.metrics["likelihood"][k] for k in ("test molecules", MOLECULE_ROW))
-    counts = result.test_likelihoods["spellings"].to_numpy()
+    counts = result.test_likelihoods["block_orders"].to_numpy()
     assert len(counts) == one["n"] == whole["n"] == 12
     # the same strings' log p, plus the log of how many strings write each molecule
     assert whole["nll_mam_nats"] == pytest.approx(one["nll_mam_nats"] - np.log(counts).mean())
@@ -241,18 +241,19 @@ def test_screening_scores_the_molecule_the_way_its_calibration_did(safe_model, m
 
     model, _ = safe_model
     cal = calibrate(model, moses_200, "train", store=False, n_fragment=0)
-    assert cal.spellings == 4  # a fragment-block model sums block orders by default
+    assert cal.molecule  # a fragment-block model is calibrated on molecules by default
     rows = moses_200[:6] + ["not a molecule"]
     table = score_table(model, rows, "per_token", cal, bf16=False)
-    whole, _, _ = molecule_likelihoods(model, moses_200[:6], 4, with_arm=False)
-    assert table["log_p_molecule"][:6].tolist() == pytest.approx(whole.mam.tolist(), abs=1e-4)
+    counts = [safe.block_order_count(safe.encode(s)) for s in moses_200[:6]]
+    assert table["block_orders"][:6].tolist() == counts and pd.isna(table["block_orders"][6])
+    # the canonical string's log p stands for each of the molecule's strings: no extra pass
+    string = score_molecules(model, moses_200[:6]).table["log_p_mam"].to_numpy()
+    assert table["log_marginal_mam"][:6].tolist() == pytest.approx(string.tolist(), abs=1e-4)
     assert table["outlier_score"][:6].tolist() == pytest.approx(
-        (-table["log_p_molecule"] / table["n_tokens"].astype(float))[:6].tolist())
-    assert table["log_marginal_mam"][:6].tolist() == pytest.approx(
-        score_molecules(model, moses_200[:6]).table["log_p_mam"].tolist(), abs=1e-4)
-    # a calibration stored before block orders were summed screens one string, as it was made
-    old = {k: v for k, v in cal.to_dict().items() if k != "spellings"}
+        (-(string + np.log(counts)) / table["n_tokens"][:6].astype(float)).tolist(), abs=1e-4)
+    # a calibration stored before molecules were scored screens one string, as it was made
+    old = {k: v for k, v in cal.to_dict().items() if k != "molecule"}
     string_only = score_table(model, rows, "per_token", Calibration.from_dict(old), bf16=False)
-    assert "log_p_molecule" not in string_only
+    assert "block_orders" not in string_only
     assert string_only["outlier_score"][:6].tolist() == pytest.approx(
-        (-string_only["log_marginal_mam"] / string_only["n_tokens"].astype(float))[:6].tolist())
+        (-string / string_only["n_tokens"][:6].astype(float)).tolist(), abs=1e-4)

@@ -42,6 +42,7 @@ __all__ = [
     "block_with_labels",
     "BlockOrders",
     "block_orders",
+    "block_order_count",
     "renumber_labels",
 ]
 
@@ -198,6 +199,12 @@ def _order_symmetries(blocks: list[str]) -> int:
     return found
 
 
+def block_order_count(text: str) -> int:
+    """How many distinct strings the block orders of ``text`` give (see :func:`block_orders`)."""
+    blocks = text.split(".")
+    return math.factorial(len(blocks)) // _order_symmetries(blocks)
+
+
 def block_orders(text: str, k: int, rng: random.Random | None = None) -> BlockOrders:
     """Up to ``k`` distinct strings of the molecule ``text`` writes, its blocks in other orders.
 
@@ -216,7 +223,7 @@ def block_orders(text: str, k: int, rng: random.Random | None = None) -> BlockOr
         raise ValueError(f"k must be at least 1, got {k}")
     blocks = text.split(".")
     n = len(blocks)
-    count = math.factorial(n) // _order_symmetries(blocks)
+    count = block_order_count(text)
     rng = rng or random.Random(0)
     seen: dict[str, None] = {}
     # Every string is given by as many orders as any other (see _order_symmetries), so uniform

@@ -135,10 +135,9 @@ def _score_molecules_cli(args, model: MaM) -> None:
                                                    seed=args.seed, with_arm=False)
             rows = [ok[i] for i in kept]
             whole[rows], counts[rows] = scored.mam, n
-        if "log_p_molecule" in table:  # the score's own (the calibration's block orders)
-            table = table.drop(columns=["log_p_molecule"])
         table.insert(2, "log_p_molecule", whole)
-        table.insert(3, "spellings", counts)
+        if "block_orders" not in table:
+            table.insert(3, "block_orders", counts)
     table = table.drop(columns=["n_tokens"])
     if args.out:
         table.to_csv(args.out, index=False, float_format="%.6f")

@@ -357,7 +357,7 @@ def compute_eval(
         if counts.max(initial=1) > 1:
             lik_rows[MOLECULE_ROW] = whole.summary()
             for name, values in (("log_p_mam_molecule", whole.mam),
-                                 ("log_p_arm_molecule", whole.arm), ("spellings", counts)):
+                                 ("log_p_arm_molecule", whole.arm), ("block_orders", counts)):
                 column = np.full(len(scored), np.nan)
                 column[kept] = values
                 test_likelihoods[name] = column

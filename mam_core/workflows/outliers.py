@@ -37,14 +37,12 @@ import torch
 
 from ..chem import encoding_pool
 from ..chem.molecules import tokenizer_of
-from ..core.likelihood import log_sum_over_spellings
 from ..core.model import MaM, bf16_is_faster, scoring_batch_size
 
 __all__ = [
     "SCORES",
     "DEFAULT_SCORE",
     "SLOW_SCORES",
-    "SCREEN_SPELLINGS",
     "SCORE_LABELS",
     "scores_for",
     "Calibration",
@@ -57,10 +55,6 @@ __all__ = [
 ]
 
 SCORES = ("raw", "per_token", "likelihood_ratio", "length_z", "worst_fragment")
-#: block orders a fragment-block model's log p(x) sums over when screening: the molecule's
-#: probability rather than one string's, which ranked molecules of many fragments as atypical
-#: (bench/outlier_screening.py; docs/outliers/README.md)
-SCREEN_SPELLINGS = 4
 DEFAULT_SCORE = "per_token"
 #: scores that need one more pass per fragment block of every molecule
 SLOW_SCORES = ("worst_fragment",)
@@ -97,8 +91,9 @@ class Calibration:
     source: str
     #: score name -> [mean, std] on training molecules (what the z-scores of worst_fragment use)
     score_stats: dict[str, list[float]] = field(default_factory=dict)
-    #: block orders log p(x) was summed over (0: one string); screening scores the same way
-    spellings: int = 0
+    #: scores were made on the molecule's log p, one string's plus the log of how many strings
+    #: write the molecule (block orders); screening scores the same way
+    molecule: bool = False
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -126,7 +121,12 @@ class _Raw:
     errors: list[str]
     surprise: np.ndarray | None = None  # (N,) worst block's −log p(b | rest) / √|b|
     worst_block: list[str] | None = None  # (N,) that block as SMILES with [*], "" if none
-    log_p_string: np.ndarray | None = None  # (N,) one string's log p where log_p is the molecule's
+    block_orders: np.ndarray | None = None  # (N,) strings per molecule (log_p: the molecule's)
+
+    @property
+    def log_p_string(self) -> np.ndarray:
+        """One string's log p (``log_p`` less the log of the block orders it stands for)."""
+        return self.log_p if self.block_orders is None else self.log_p - np.log(self.block_orders)
 
 
 def _fragment_surprise(model: MaM, tok, ids: torch.Tensor, log_p: np.ndarray,
@@ -167,12 +167,14 @@ def _fragment_surprise(model: MaM, tok, ids: torch.Tensor, log_p: np.ndarray,
 @torch.no_grad()
 def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
                batch_size: int | None = None, bf16: bool | None = False,
-               fragments: bool = False, spellings: int = 0) -> _Raw:
+               fragments: bool = False, molecule: bool = False) -> _Raw:
     """One-pass log-likelihoods plus what the size corrections need (``bf16``: see
     :func:`_log_marginals`); ``fragments`` adds the worst block's surprise (fragment-block
-    models only, one more pass per block).  ``spellings``: for a model that writes a molecule
-    in several block orders, ``log p`` is the molecule's, summed over up to that many of them
-    (one pass each); the block surprise stays within one string."""
+    models only, one more pass per block).  ``molecule``: for a model that writes a molecule as
+    N strings (its block orders), ``log p`` is the molecule's, ``log p(string) + log N``: the
+    canonical string standing for all N, as the marginal treats a molecule's block orders
+    nearly alike (no extra pass; ``docs/outliers/README.md`` compares it with sums over drawn
+    orders).  The block surprise stays within one string."""
     tok = tokenizer_of(model)
     if tok is None:
         raise ValueError("outlier scores need a molecule model; the selected model has no "
@@ -189,7 +191,7 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
         raise ValueError("the worst_fragment score needs a fragment-block model; this one reads "
                          f"{tok.kind.upper()}")
     surprise, worst_block = (np.full(n, np.nan), [""] * n) if fragments else (None, None)
-    log_p_string = None
+    block_orders = None
     if enc.kept:
         lp = _log_marginals(model, enc.ids, batch_size, bf16)
         kept = np.asarray(enc.kept)
@@ -197,28 +199,23 @@ def raw_scores(model: MaM, smiles: list[str], background: np.ndarray | None,
         n_tok[kept] = (enc.ids != tok.pad_id).sum(dim=1).numpy()
         if background is not None:
             log_q[kept] = np.asarray(background)[enc.ids.numpy()].sum(axis=1)
-        if spellings and tok.many_spellings:
-            log_p_string = log_p.copy()
-            log_p[kept] = _molecule_log_p(model, tok, [smiles[i] for i in enc.kept], spellings,
-                                          batch_size, bf16)
+        if molecule and tok.many_spellings:
+            block_orders = np.full(n, np.nan)
+            block_orders[kept] = _spelling_counts(tok, enc.ids)
+            log_p[kept] += np.log(block_orders[kept])
         if fragments:
             worst, text = _fragment_surprise(model, tok, enc.ids, lp, batch_size, bf16)
             surprise[kept] = worst
             for j, i in enumerate(enc.kept):
                 worst_block[i] = text[j]
-    return _Raw(log_p, n_tok, log_q, errors, surprise, worst_block, log_p_string)
+    return _Raw(log_p, n_tok, log_q, errors, surprise, worst_block, block_orders)
 
 
-def _molecule_log_p(model: MaM, tok, smiles: list[str], spellings: int,
-                    batch_size: int | None, bf16: bool | None) -> np.ndarray:
-    """``log p(molecule)``: the marginal summed over up to ``spellings`` of its block orders
-    (:func:`~mam_core.core.likelihood.log_sum_over_spellings`), seeded so a molecule scores the
-    same in every table."""
-    many = tok.encode_spellings(smiles, spellings, seed=0)
-    if len(many.kept) != len(smiles):
-        raise ValueError("a molecule that encodes must encode in every block order")
-    lp = torch.from_numpy(_log_marginals(model, many.ids, batch_size, bf16))
-    return log_sum_over_spellings(lp, many.group, many.count).numpy()
+def _spelling_counts(tok, ids: torch.Tensor) -> np.ndarray:
+    """``(N,)`` how many strings write the molecule of each row (block orders)."""
+    tokens = tok.vocab.tokens
+    return np.array([tok.spelling_count([tokens[i] for i in row if i != tok.pad_id])
+                     for row in ids.tolist()], dtype=float)
 
 
 def _has_blocks(tok) -> bool:
@@ -252,7 +249,7 @@ def calibrate(
     min_per_length: int = 30,
     store: bool = True,
     n_fragment: int = 500,
-    spellings: int | None = None,
+    molecule: bool | None = None,
 ) -> Calibration:
     """Score training molecules once; store and return the calibration.
 
@@ -264,8 +261,8 @@ def calibrate(
             shared model that must not change (the app's cached one).
         n_fragment: fragment-block models: how many of the molecules also calibrate the
             ``worst_fragment`` score (one pass per block each).
-        spellings: block orders ``log p`` sums over (see :func:`raw_scores`); ``None``:
-            :data:`SCREEN_SPELLINGS` for a model that writes a molecule in several, else 0.
+        molecule: score the molecule's log p rather than one string's (see
+            :func:`raw_scores`); ``None``: where the model writes a molecule several ways.
     """
     tok = tokenizer_of(model)
     if tok is None:
@@ -277,11 +274,11 @@ def calibrate(
                          "at least 100")
     counts = torch.bincount(enc.ids.flatten(), minlength=tok.K).double() + 1.0  # add-one smoothing
     background = torch.log(counts / counts.sum()).numpy()
-    if spellings is None:
-        spellings = SCREEN_SPELLINGS if tok.many_spellings else 0
+    if molecule is None:
+        molecule = tok.many_spellings
     # at the precision screening uses on this hardware, so percentiles compare like with like
     raw = raw_scores(model, [train_smiles[i] for i in enc.kept], background, bf16=None,
-                     spellings=spellings)
+                     molecule=molecule)
     nll, n = -raw.log_p, raw.n_tokens.astype(int)
     lengths, means, stds = [], [], []
     for length in range(int(n.min()), int(n.max()) + 1):
@@ -295,7 +292,7 @@ def calibrate(
         means.append(float(vals.mean()))
         stds.append(float(max(vals.std(), 1e-3)))
     cal = Calibration(background.tolist(), lengths, means, stds, {}, len(nll), source,
-                      spellings=spellings)
+                      molecule=molecule)
     named = _named_scores(raw, cal)
     partials = _training_partials(tok, enc.ids)
     named["partial"] = _partial_lr(partials, _log_marginals(model, partials), background, model.K)
@@ -303,7 +300,7 @@ def calibrate(
         # a block pass per fragment is the cost, so fewer molecules (mean, std and percentiles
         # need hundreds, not thousands)
         # (the molecules' own log p is already in ``raw``, row for row with ``enc.ids``)
-        string_lp = raw.log_p if raw.log_p_string is None else raw.log_p_string
+        string_lp = raw.log_p_string
         surprise, _ = _fragment_surprise(model, tok, enc.ids[:n_fragment],
                                          string_lp[:n_fragment], None, None)
         per_token = named["per_token"]
@@ -421,7 +418,8 @@ def calibration_of(model: MaM) -> Calibration | None:
 def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
                 cal: Calibration | None = None, bf16: bool | None = None) -> pd.DataFrame:
     """One row per input, in order: ``smiles``, ``log_marginal_mam`` (one string), for a
-    calibration that sums block orders ``log_p_molecule`` (what the scores use), ``n_tokens``,
+    calibration made on molecules ``block_orders`` (the strings that write the molecule: the
+    scores use ``log_marginal_mam + log block_orders``), ``n_tokens``,
     ``outlier_score`` (higher = more atypical; ``inf`` out of domain), ``percentile`` (share of
     training molecules scoring at or below, in %; 100 out of domain) and ``error``; with
     ``worst_fragment`` also ``atypical_fragment``, the block that score found (SMILES with
@@ -444,7 +442,7 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
         raise ValueError("the 'worst_fragment' score needs a calibration made with it: "
                          "calibrate() the model again (its calibration predates this score)")
     raw = raw_scores(model, smiles, np.asarray(cal.background) if cal else None, bf16=bf16,
-                     fragments=fragments, spellings=cal.spellings if cal else 0)
+                     fragments=fragments, molecule=bool(cal and cal.molecule))
     values = _named_scores(raw, cal)[score]
     ood = np.array([bool(e) for e in raw.errors])
     values = np.where(ood, math.inf, values)
@@ -452,14 +450,15 @@ def score_table(model: MaM, smiles: list[str], score: str = DEFAULT_SCORE,
     pct = np.where(ood, 100.0, pct)
     table = pd.DataFrame({
         "smiles": list(smiles),
-        "log_marginal_mam": raw.log_p if raw.log_p_string is None else raw.log_p_string,
+        "log_marginal_mam": raw.log_p_string,
         "n_tokens": pd.array(np.where(np.isnan(raw.n_tokens), pd.NA, raw.n_tokens), dtype="Int64"),
         "outlier_score": values,
         "percentile": pct,
         "error": raw.errors,
     })
-    if raw.log_p_string is not None:
-        table.insert(2, "log_p_molecule", raw.log_p)
+    if raw.block_orders is not None:
+        table.insert(2, "block_orders", pd.array(
+            np.where(np.isnan(raw.block_orders), pd.NA, raw.block_orders), dtype="Int64"))
     if fragments:
         table.insert(table.columns.get_loc("error"), "atypical_fragment", raw.worst_block)
     return table

@@ -70,7 +70,7 @@ class ScoreResult:
     (NaN unless asked, and beyond the first ``n_arm`` scored rows), ``outlier_rank`` (1 = least
     likely) and ``error`` (empty when scored); with spellings asked for, also
     ``log_p_molecule`` (the MaM's sum over the strings the model writes the molecule as) and
-    ``spellings`` (how many there are), and the rank follows ``log_p_molecule``.
+    ``block_orders`` (how many strings write it), and the rank follows ``log_p_molecule``.
 
     ``seconds_mam`` times MaM on all ``n_scored`` rows; ``seconds_arm`` the AO-ARM on its
     ``n_arm`` rows (all ``num_orders`` orders), and ``seconds_mam_arm_rows`` MaM on those same
@@ -148,9 +148,9 @@ def score_molecules(
                                                    with_arm=False)
         rows = [batch.kept[i] for i in kept]
         table.insert(2, "log_p_molecule", np.nan)
-        table.insert(3, "spellings", pd.array([pd.NA] * n, dtype="Int64"))
+        table.insert(3, "block_orders", pd.array([pd.NA] * n, dtype="Int64"))
         table.loc[rows, "log_p_molecule"] = whole.mam
-        table.loc[rows, "spellings"] = counts
+        table.loc[rows, "block_orders"] = counts
         rank_by, t_molecule = "log_p_molecule", whole.seconds_mam
     table.insert(table.columns.get_loc("error"), "outlier_rank",
                  table[rank_by].rank(method="first", na_option="keep").astype("Int64"))

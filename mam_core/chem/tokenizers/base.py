@@ -403,6 +403,10 @@ class MolTokenizer(ABC):
         are in all.  One here: canonical SMILES and SELFIES write a molecule one way."""
         return [tokens], 1
 
+    def spelling_count(self, tokens: list[str]) -> int:
+        """How many strings write the molecule of ``tokens`` (see :meth:`spellings`)."""
+        return 1
+
     def encode_spellings(self, smiles: Sequence[str], k: int, seed: int = 0,
                          pool: Executor | None = None) -> SpelledBatch:
         """Like :meth:`encode_filtered`, each molecule in up to ``k`` of its spellings

@@ -52,3 +52,8 @@ class SafeTokenizer(SmilesTokenizer):
 
         orders = safe.block_orders("".join(tokens), k, rng)
         return [self.regex_tokens(s) for s in orders.strings], orders.count
+
+    def spelling_count(self, tokens: list[str]) -> int:
+        from .. import safe
+
+        return safe.block_order_count("".join(tokens))
