@@ -88,9 +88,9 @@ def test_one_odd_group_makes_a_molecule_more_atypical_and_worst_fragment_names_i
             named = [c in f for c, f in zip(core, b["atypical_fragment"])]
             # a block picked at random would hold the group in about 1 of 6 molecules
             assert np.mean(named) > 0.4
-    # shipped model, 432 molecules: per token 0.87, worst fragment 0.84 with the molecule's log p
-    # summed over 4 block orders (one string: 0.84 and 0.86; chains of 16 steps: 0.67 and 0.68;
-    # one step at a time: 0.30 and 0.50)
+    # shipped model, 432 molecules, scoring the molecule (log p + log of its block orders):
+    # per token 0.92, worst fragment 0.86 (one string: 0.84 and 0.86; chains of 16 steps: 0.67
+    # and 0.68; one step at a time: 0.30 and 0.50)
     assert up["per_token"] > 0.75 and up["worst_fragment"] > 0.75, up
 
 
