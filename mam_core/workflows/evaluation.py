@@ -188,7 +188,7 @@ def likelihood_agreement(
 @torch.no_grad()
 def molecule_likelihoods(
     model: MaM, smiles: list[str], spellings: int = SPELLINGS, num_orders: int = 1,
-    batch_size: int = 256, seed: int = 0, with_arm: bool = True,
+    batch_size: int = 256, seed: int = 0, with_arm: bool = True, bf16: bool = False,
 ) -> tuple[LikelihoodAgreement, list[int], np.ndarray]:
     """``log p(molecule)``, summed over the spellings the model writes a molecule in (its
     fragment blocks in every order, for a fragment-block model), both ways, timed side by side.
@@ -197,7 +197,8 @@ def molecule_likelihoods(
     (:func:`~mam_core.core.likelihood.log_sum_over_spellings`).  The AO-ARM treats the spelling
     as one more thing its orders choose: each of its ``num_orders`` orders scores a spelling
     drawn for it (D passes), so it costs what scoring one spelling costs.  Returns the
-    agreement, the input indices of the molecules scored, and their spelling counts.
+    agreement, the input indices of the molecules scored, and their spelling counts.  ``bf16``
+    runs the marginal's trunk in bfloat16 (:meth:`MaM.log_marginal`; for the app's tables).
     """
     from ..chem.molecules import tokenizer_of
 
@@ -209,11 +210,11 @@ def molecule_likelihoods(
     x = many.ids.to(model.device)
     group = many.group.to(model.device)
     count = many.count.to(model.device)
-    model.log_marginal(x[:2])  # warm-up
+    model.log_marginal(x[:2], bf16=bf16)  # warm-up
     _sync(model.device)
     t0 = time.perf_counter()
-    mam = log_sum_over_spellings(torch.cat([model.log_marginal(b) for b in x.split(batch_size)]),
-                                 group, count)
+    mam = log_sum_over_spellings(
+        torch.cat([model.log_marginal(b, bf16=bf16) for b in x.split(batch_size)]), group, count)
     _sync(model.device)
     t_mam = time.perf_counter() - t0
     arm = arm_mean = np.full(len(many.kept), np.nan)
