@@ -19,6 +19,10 @@ size effect in different ways; ``bench/outlier_screening.py`` measures them side
   training molecules.  It costs one more pass per block (about six per molecule) and names
   the block (``atypical_fragment``).
 
+For a fragment-block model ``log p(x)`` is the molecule's: it writes a molecule as N strings
+(its block orders), so one string's log p is lower by about log N, which would call molecules
+cut into many fragments atypical; the canonical string's log p plus log N stands for the sum.
+
 Calibration (:func:`calibrate`) scores training molecules once and stores, in the model's
 metadata, the background model, the per-length fit and the sorted training scores, so a
 percentile ("more atypical than 97 % of the training set") is one lookup.  Molecules the model
