@@ -231,11 +231,6 @@ def block_orders(text: str, k: int, rng: random.Random | None = None) -> BlockOr
     while len(seen) < min(k, count):
         seen.setdefault(renumber_labels(".".join(rng.sample(blocks, n))), None)
     return BlockOrders(list(seen), count)
-    rng = rng or random.Random(0)
-    seen: dict[str, None] = {}
-    while len(seen) < k:  # every string is as likely as any other (see _order_symmetries)
-        seen.setdefault(renumber_labels(".".join(rng.sample(blocks, n))), None)
-    return BlockOrders(list(seen), count)
 
 
 def _cut_bonds(mol: Chem.Mol) -> list[int]:
