@@ -122,19 +122,11 @@ def _score_molecules_cli(args, model: MaM) -> None:
                 arm[ok] = scored.arm
         table.insert(2, "log_likelihood_arm", arm)
     if args.spellings and tokenizer_of(model).many_spellings:
-        import pandas as pd
-
-        from ..workflows.evaluation import molecule_likelihoods
+        from ..workflows.scoring import molecule_columns
 
         ok = [i for i, e in enumerate(table["error"]) if not e]
-        whole = np.full(len(table), np.nan)
-        counts = pd.array([pd.NA] * len(table), dtype="Int64")
-        if ok:
-            scored, kept, n = molecule_likelihoods(model, [smiles[i] for i in ok],
-                                                   args.spellings, batch_size=args.batch_size,
-                                                   seed=args.seed, with_arm=False)
-            rows = [ok[i] for i in kept]
-            whole[rows], counts[rows] = scored.mam, n
+        whole, counts, _ = molecule_columns(model, smiles, ok, args.spellings, args.batch_size,
+                                            args.seed)
         table.insert(2, "log_p_molecule", whole)
         if "block_orders" not in table:
             table.insert(3, "block_orders", counts)

@@ -24,7 +24,8 @@ from .evaluation import (correlations, likelihood_agreement, molecule_likelihood
                          speedup_over_one_order)
 
 __all__ = ["ARM_ROWS", "PAGE_SPELLINGS", "ScoreResult", "ScoringInputError", "decode_upload",
-           "parse_smiles_text", "score_molecules", "position_distributions", "agreement"]
+           "parse_smiles_text", "score_molecules", "molecule_columns", "position_distributions",
+           "agreement"]
 
 MAX_ROWS = 10_000
 MAX_UPLOAD_BYTES = 2 * 2**20
@@ -144,22 +145,36 @@ def score_molecules(
     table = pd.DataFrame({"input": list(smiles), "log_p_mam": mam, "log_p_arm": arm,
                           "error": errors})
     rank_by, t_molecule = "log_p_mam", None
-    if spellings and tok.many_spellings and batch.kept:
-        whole, kept, counts = molecule_likelihoods(model, [smiles[i] for i in batch.kept],
-                                                   spellings, batch_size=batch_size, seed=seed,
-                                                   with_arm=False,
-                                                   bf16=bf16_is_faster(model.device)
-                                                   if bf16 is None else bf16)
-        rows = [batch.kept[i] for i in kept]
-        table.insert(2, "log_p_molecule", np.nan)
-        table.insert(3, "block_orders", pd.array([pd.NA] * n, dtype="Int64"))
-        table.loc[rows, "log_p_molecule"] = whole.mam
-        table.loc[rows, "block_orders"] = counts
-        rank_by, t_molecule = "log_p_molecule", whole.seconds_mam
+    if spellings and tok.many_spellings:
+        whole, counts, t_molecule = molecule_columns(
+            model, smiles, batch.kept, spellings, batch_size, seed,
+            bf16_is_faster(model.device) if bf16 is None else bf16)
+        table.insert(2, "log_p_molecule", whole)
+        table.insert(3, "block_orders", counts)
+        rank_by = "log_p_molecule"
     table.insert(table.columns.get_loc("error"), "outlier_rank",
                  table[rank_by].rank(method="first", na_option="keep").astype("Int64"))
     return ScoreResult(table, t_mam, t_arm, len(batch.kept), n_arm, t_mam_sub, num_orders,
                        t_molecule)
+
+
+def molecule_columns(model: MaM, smiles: list[str], rows: list[int], spellings: int,
+                     batch_size: int = 256, seed: int = 0, bf16: bool = False
+                     ) -> tuple[np.ndarray, pd.arrays.IntegerArray, float]:
+    """``log_p_molecule`` and ``block_orders`` columns for a table with one row per input:
+    the marginal summed over up to ``spellings`` block orders of each molecule
+    (:func:`~mam_core.workflows.evaluation.molecule_likelihoods`) at ``rows`` (those that
+    encode), missing elsewhere; and the seconds the sums took."""
+    whole = np.full(len(smiles), np.nan)
+    counts = pd.array([pd.NA] * len(smiles), dtype="Int64")
+    if not rows:
+        return whole, counts, 0.0
+    scored, kept, n = molecule_likelihoods(model, [smiles[i] for i in rows], spellings,
+                                           batch_size=batch_size, seed=seed, with_arm=False,
+                                           bf16=bf16)
+    at = [rows[i] for i in kept]
+    whole[at], counts[at] = scored.mam, n
+    return whole, counts, scored.seconds_mam
 
 
 @torch.no_grad()
