@@ -30,11 +30,15 @@ from mam_core.core.checkpoint import load_checkpoint
 from mam_core.training.loop import median_seconds_per_step
 
 
-def run(stage: str, precision: str, args, out: Path) -> dict:
+#: (precision, attention kernel) of each run; float32 is the base of the speed-up column.
+VARIANTS = [("fp32", "fused"), ("bf16", "fused"), ("bf16", "math")]
+
+
+def run(stage: str, precision: str, attention: str, args, out: Path) -> dict:
     cmd = [sys.executable, "-m", "mam_core.cli", stage, "--data", args.data, "--init", args.init,
            "--limit", str(args.limit), "--preset", "cpu_small", "--steps", str(args.steps),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--warmup", "0",
-           "--precision", precision, "--log-every", "5", "--checkpoint-every", "0",
+           "--precision", precision, "--attention", attention, "--log-every", "5", "--checkpoint-every", "0",
            "--threads", str(args.threads), "--no-progress", "--out", str(out)]
     if stage == "train-arm":
         cmd += ["--l2r-fraction", "0.5"]
@@ -44,7 +48,7 @@ def run(stage: str, precision: str, args, out: Path) -> dict:
     history = load_checkpoint(out / "checkpoint.pt").metadata["training"][-1]["history"]
     sec = median_seconds_per_step(history)
     late = [r["loss"] for r in history if r["step"] > args.steps // 2]
-    return {"stage": stage, "precision": precision, "sec_per_step": sec,
+    return {"stage": stage, "precision": precision, "attention": attention, "sec_per_step": sec,
             "late_loss": statistics.fmean(late)}
 
 
@@ -62,15 +66,16 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for stage in args.stages:
-            for precision in ("fp32", "bf16"):
-                rows.append(run(stage, precision, args, Path(tmp) / f"{stage}-{precision}"))
+            for precision, attention in VARIANTS:
+                rows.append(run(stage, precision, attention, args,
+                                Path(tmp) / f"{stage}-{precision}-{attention}"))
                 print(rows[-1], flush=True)
     print(f"\n{args.steps} steps of {args.batch_size}, {args.threads} threads, from {args.init}\n")
-    print("| stage | precision | s / step | speed-up | mean loss, second half |")
-    print("|---|---|---|---|---|")
+    print("| stage | precision | attention | s / step | speed-up | mean loss, second half |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         base = next(b for b in rows if b["stage"] == r["stage"] and b["precision"] == "fp32")
-        print(f"| {r['stage']} | {r['precision']} | {r['sec_per_step']:.3f} | "
+        print(f"| {r['stage']} | {r['precision']} | {r['attention']} | {r['sec_per_step']:.3f} | "
               f"{base['sec_per_step'] / r['sec_per_step']:.2f}× | {r['late_loss']:.3f} |")
 
 

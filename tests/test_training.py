@@ -223,6 +223,66 @@ def test_bf16_steps_train_the_float32_weights():
         TrainConfig(precision="fp8")
 
 
+def _attention_kernels_run(cfg: TrainConfig, model: MaM, data: torch.Tensor) -> set[str]:
+    """Names of the attention operators two training steps under ``cfg`` run."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_arm(model, data, cfg, progress=False)
+    return {e.key for e in prof.key_averages() if "attention" in e.key}
+
+
+def test_bf16_training_on_cpu_runs_attention_as_plain_products_and_fits_the_data():
+    """On CPU under bfloat16, ``attention="auto"`` runs attention as plain matrix products: the
+    fused (flash) kernel's backward pass there costs more than every matrix product of a step
+    (``bench/cpu_precision.py``).  Both kernels must compute the same step, and a transformer
+    trained this way must come as close to an exactly enumerable distribution as in float32."""
+    from mam_core.training.loop import step_attention
+
+    assert step_attention(torch.device("cpu"), TrainConfig(precision="bf16")) == "math"
+    assert step_attention(torch.device("cpu"), TrainConfig(precision="fp32")) == "fused"
+    assert step_attention(torch.device("cuda"), TrainConfig(precision="bf16")) == "fused"
+    with pytest.raises(ValueError, match="attention"):
+        TrainConfig(attention="flash")
+
+    D, K = 6, 3
+    xs, logp, data = _pairwise_samples(D, K, 3, 5000)
+    net = NetworkConfig(D=D, K=K, arch="transformer", d_model=32, n_layers=2, n_heads=2)
+    flash = "aten::_scaled_dot_product_flash_attention_for_cpu"
+    ran = {}
+    for attention in ("auto", "fused"):
+        cfg = TrainConfig(steps=2, batch_size=64, lr=1e-9, precision="bf16", attention=attention)
+        ran[attention] = _attention_kernels_run(cfg, MaM(net), data)
+    assert flash in ran["fused"] and flash not in ran["auto"]
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    grads = {}
+    model = MaM(net)
+    for backend in (SDPBackend.MATH, SDPBackend.FLASH_ATTENTION):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16), sdpa_kernel([backend]):
+            loss = ao_arm_loss(model, data[:64], torch.Generator().manual_seed(1)).loss
+        loss.backward()
+        grads[backend] = torch.cat([p.grad.flatten() for p in model.conditional_parameters()
+                                    if p.grad is not None])
+    cos = torch.nn.functional.cosine_similarity(*grads.values(), dim=0)
+    assert cos > 0.999, cos
+
+    kls = {}
+    for precision in ("fp32", "bf16"):  # bf16 with attention "auto": plain products on CPU
+        torch.manual_seed(0)
+        model = MaM(net)
+        with torch.no_grad():
+            untrained = _kl(logp, model.log_likelihood_arm(xs, order="l2r"))
+        train_arm(model, data, TrainConfig(steps=300, batch_size=128, lr=3e-3,
+                                           precision=precision, log_every=100), progress=False)
+        with torch.no_grad():
+            kls[precision] = _kl(logp, model.log_likelihood_arm(xs, order="l2r"))
+    assert kls["fp32"] < untrained / 2, (kls, untrained)
+    assert abs(kls["bf16"] - kls["fp32"]) < 0.03, kls
+
+
 def test_l2r_rows_observe_prefixes_and_every_order_still_fits():
     """``l2r_fraction`` shows the prefix contexts left-to-right samplers read, and a mixture still
     fits the data in every order (exact enumeration)."""

@@ -22,6 +22,8 @@ __all__ = [
 ARCHITECTURES = ("transformer", "mlp")
 MARGINAL_POOLS = ("cls", "cls+sum")
 PRECISIONS = ("fp32", "bf16")
+#: Attention kernels a training step may use (see :func:`mam_core.training.loop.step_attention`).
+ATTENTION_KERNELS = ("auto", "fused", "math")
 
 
 def _reject_unknown(cls, d: dict) -> None:
@@ -107,6 +109,9 @@ class TrainConfig:
     # "bf16": each step's forward pass and loss under bfloat16 autocast (weights, optimizer and
     # backward stay float32); "fp32": plain float32 (TF32 matrix products on CUDA)
     precision: str = "fp32"
+    # attention in the training steps: "fused" (PyTorch's fused kernel), "math" (plain matrix
+    # products and softmax) or "auto" (math under bf16 on CPU, where it is faster, else fused)
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -125,6 +130,9 @@ class TrainConfig:
             raise ValueError("max_bad_steps must be >= 1")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {list(PRECISIONS)}")
+        if self.attention not in ATTENTION_KERNELS:
+            raise ValueError(f"unknown attention kernel {self.attention!r}; valid: "
+                             f"{list(ATTENTION_KERNELS)}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
