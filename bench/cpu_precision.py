@@ -1,20 +1,31 @@
 """Training speed in float32 and under bfloat16 autocast, side by side, from the same weights.
 
 Runs ``mam train-arm`` (stage 1) and ``mam distill`` (stage 2) for a few steps in each precision
-from one starting model on the same batches (same seed), then prints seconds per step and the
-mean loss over the last half of the steps. On CPUs with native bfloat16 (AVX512-BF16, AMX) the
-matrix products run about twice as fast; the loss column says whether the lower precision costs
-anything in what is learned over those steps.
+and attention kernel (``--attention``) from one starting model on the same batches (same seed),
+then prints seconds per step and the mean loss over the last half of the steps. On CPUs with
+native bfloat16 (AVX512-BF16, AMX) the matrix products run about twice as fast; the loss column
+says whether the lower precision costs anything in what is learned over those steps.
 
     python bench/cpu_precision.py --data runs/default/data.pt --init data/models/default.pt
 
-On 2 AMD EPYC cores with AVX512-BF16, 40 steps of 64 from the shipped model: stage 1 0.62 s →
-0.50 s a step (1.24×) with the same loss (37.04 / 37.03 nats). Stage 2 ran 1.45 s → 1.11 s
-(1.31×) but reached a self-consistency loss of 30.6 against 17.2 while the marginal heads ran
-under the autocast too: the loss compares log-marginals that differ by a few tenths of a nat,
-finer than bfloat16 resolves at |log p| ≈ 40 (steps of 0.25). With the heads in float32 (as now)
-the bfloat16 loss is 17.33 against 17.25 (that run shared the cores with another job, so its
-timing is not comparable).
+On one AMD EPYC core with AVX512-BF16 (beside a training run on the other), 40 steps from the
+shipped model, stage 1 in steps of 128 and stage 2 in steps of 64:
+
+| stage | precision | attention | s / step | speed-up | mean loss, second half |
+|---|---|---|---|---|---|
+| train-arm | fp32 | fused | 1.966 | 1.00× | 39.375 |
+| train-arm | bf16 | fused | 1.746 | 1.13× | 39.357 |
+| train-arm | bf16 | math | 1.321 | 1.49× | 39.361 |
+| distill | fp32 | fused | 2.580 | 1.00× | 16.385 |
+| distill | bf16 | fused | 1.952 | 1.32× | 16.605 |
+| distill | bf16 | math | 1.615 | 1.60× | 16.416 |
+
+PyTorch's fused (flash) attention spent more time in its backward pass under bfloat16 than every
+matrix product of the step together (a third of a stage-1 step), so training under bfloat16 on
+CPU runs attention as plain matrix products (``--attention auto``). The marginal heads stay in
+float32 under the autocast: they compare log-marginals that differ by a few tenths of a nat,
+finer than bfloat16 resolves at |log p| ≈ 40 (steps of 0.25); with the heads in bfloat16 the
+self-consistency loss reached 30.6 against 17.2.
 """
 
 from __future__ import annotations
