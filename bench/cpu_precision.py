@@ -49,7 +49,8 @@ def run(stage: str, precision: str, attention: str, args, out: Path) -> dict:
     cmd = [sys.executable, "-m", "mam_core.cli", stage, "--data", args.data, "--init", args.init,
            "--limit", str(args.limit), "--preset", "cpu_small", "--steps", str(args.steps),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--warmup", "0",
-           "--precision", precision, "--attention", attention, "--log-every", "5", "--checkpoint-every", "0",
+           "--precision", precision, "--attention", attention, "--log-every", "5",
+           "--checkpoint-every", "0",
            "--threads", str(args.threads), "--no-progress", "--out", str(out)]
     if stage == "train-arm":
         cmd += ["--l2r-fraction", "0.5"]

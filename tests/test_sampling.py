@@ -176,6 +176,25 @@ def test_bf16_sampling_follows_the_float32_arm_distribution():
     assert 0.5 * (exact - _empirical(x, 2)).abs().sum() < 0.03
 
 
+def test_bf16_weights_cast_once_per_draw_give_the_same_draws_as_a_cast_per_pass(monkeypatch):
+    """The sampling loops keep one autocast context open over every pass, so each weight is cast
+    to bfloat16 once per draw; the draws must be exactly those of a context per pass."""
+    import contextlib
+
+    import mam_core.core.sampling as sampling
+
+    model = perturbed(MaM(NetworkConfig(D=6, K=3, arch="transformer", d_model=32, n_layers=2,
+                                        n_heads=2)), scale=0.5)
+    for order in ("l2r", "confidence"):
+        once = model.sample(300, order=order, seed=4, bf16=True, temperature=1.5)
+        with monkeypatch.context() as m:
+            m.setattr(sampling, "_weights_cast_once", lambda x, bf16: contextlib.nullcontext())
+            per_pass = model.sample(300, order=order, seed=4, bf16=True, temperature=1.5)
+        assert torch.equal(once, per_pass), order
+    # and bfloat16 is really in use: float32 draws differ somewhere at this temperature
+    assert not torch.equal(once, model.sample(300, order="confidence", seed=4, temperature=1.5))
+
+
 def test_a_position_with_one_allowed_token_costs_no_network_pass(model, monkeypatch):
     rows_seen = []
     conditional = model.net.conditional
