@@ -47,7 +47,8 @@ def main() -> None:
     for r in range(args.repeats):
         property_of.cache_clear()
         t0 = time.perf_counter()
-        table = generate_molecules(model, args.n_design, args.fragment, seed=r, **sampling)
+        table = generate_molecules(model, args.n_design, args.fragment, seed=r, typicality=True,
+                                   **sampling)
         t1 = time.perf_counter()
         Draw.MolsToGridImage([mol_from_smiles(s) for s in table["SMILES"][:32]], molsPerRow=4,
                              subImgSize=(220, 220))

@@ -63,6 +63,7 @@ if submitted and usable:
                 top_p=sampling.top_p,
                 seed=int(seed),
                 grammar=sampling.grammar,
+                typicality=True,
             )
     except ValueError as err:  # FragmentError included
         st.error(f"Cannot generate: {err}")
@@ -104,6 +105,9 @@ else:
         f"{len(shown)} of {len(ok)} molecules"
         + (", fragment atoms highlighted" if fixed else "")
         + "; the first 32 are drawn. Click a column header to sort."
+        + (" `percentile`: how atypical a molecule is next to the model's training molecules "
+           "(the share of them scoring at or below it, as on the Likelihood page; 90 = more "
+           "atypical than 90 %)." if "percentile" in ok else "")
     )
     top = shown.head(32)
     molecule_grid(

@@ -198,6 +198,39 @@ def test_design_page_keeps_failed_rows_apart(fragment_block_default, drawn_grids
         assert len(drawn_grids[-1]["smiles"]) == ok_count
 
 
+def test_design_page_shows_how_atypical_each_molecule_is_for_a_calibrated_model(
+    tmp_path, monkeypatch, drawn_grids
+):
+    """With an outlier calibration stored in the model, every designed molecule gets the
+    percentile the Likelihood page would give it (the same score and calibration), and the
+    caption says what it means; rows that are not molecules get none."""
+    from mam_core import MaM, NetworkConfig
+    from mam_core.chem.moses import load_moses
+    from mam_core.chem.training_data import fragment_block_dataset
+    from mam_core.chem.molecules import attach_tokenizer
+    from mam_core.workflows.outliers import calibrate, score_table
+
+    train = load_moses("train", limit=400)
+    tok, _ = fragment_block_dataset(train[:200], copies=1, seed=0, max_length=64)
+    model = MaM(NetworkConfig(D=tok.D, K=tok.K, d_model=16, n_layers=1, n_heads=2), tok.vocab)
+    attach_tokenizer(model, tok)
+    calibrate(model, train[200:], "test calibration", n_fragment=20)
+    install_default_molecule_model(model, tok, tmp_path, monkeypatch)
+    at = _open("design")
+    at.number_input(key="design_n").set_value(12)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    table = at.session_state["design_table"]
+    valid = table[table["valid"]]
+    assert len(valid) > 0 and table.loc[~table["valid"], "percentile"].isna().all()
+    expected = score_table(model, valid["SMILES"].tolist())["percentile"].to_numpy()
+    assert np.allclose(valid["percentile"].to_numpy(), expected)
+    assert len(set(expected)) > 1  # molecules are told apart, not all given one value
+    shown = at.main.dataframe[0].value
+    assert "percentile" in shown.columns
+    assert any("how atypical a molecule is" in c.value for c in at.caption)
+
+
 def test_design_page_starts_from_the_models_stored_sampling_settings(tmp_path, monkeypatch):
     """A model exported with a temperature / top-p (mam export) opens the Design page with
     them; a model without opens at 1.0 / 1.0."""

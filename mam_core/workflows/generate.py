@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -217,6 +218,7 @@ def generate_molecules(
     grammar: bool | str = "auto",
     bf16: bool | None = None,
     distinct: bool = True,
+    typicality: bool = False,
 ) -> pd.DataFrame:
     """Sample ``n`` molecules, keeping a fragment when given, and return a table.
 
@@ -245,6 +247,11 @@ def generate_molecules(
             next round, like a failed one, so the table holds as many different molecules as
             the rounds allow; repeats left after the last round stay ``ok`` with ``duplicate``
             set.  ``attrs["summary"]["first_round"]`` counts what the first draw alone gave.
+        typicality: add ``percentile``, how atypical each valid molecule is among the training
+            molecules (the share scoring at or below it by the default outlier score, as the
+            Likelihood page screens: :func:`~mam_core.workflows.outliers.score_table`); only
+            for a model that stores an outlier calibration, missing for rows that are not
+            molecules.
 
     Returns:
         One row per requested molecule: ``SMILES``, ``status`` (``ok`` or why not),
@@ -315,6 +322,8 @@ def generate_molecules(
     table.insert(3, "log_likelihood", model.log_marginal(x.to(model.device)).double().cpu().numpy())
     table.insert(4, "rounds", rounds)
     table.insert(5, "duplicate", duplicate)
+    if typicality:
+        _add_typicality(model, table, bf16)
     ok = table["status"] == STATUS_OK
     canon = table.loc[ok, "SMILES"]
     table.attrs["summary"] = {
@@ -327,3 +336,19 @@ def generate_molecules(
     table.attrs["task"] = req.spec.task if req.spec is not None else "de novo"
     table.attrs["notices"] = list(req.notices)
     return table
+
+
+def _add_typicality(model: MaM, table: pd.DataFrame, bf16: bool) -> None:
+    """Insert ``percentile`` after ``log_likelihood`` (see :func:`generate_molecules`)."""
+    from .outliers import DEFAULT_SCORE, calibration_of, score_table
+
+    cal = calibration_of(model)
+    if cal is None:
+        return
+    pct = np.full(len(table), np.nan)
+    valid = np.flatnonzero(table["valid"].to_numpy(dtype=bool))
+    if len(valid):
+        scored = score_table(model, table["SMILES"].iloc[valid].tolist(), DEFAULT_SCORE, cal,
+                             bf16=bf16)
+        pct[valid] = scored["percentile"].to_numpy()
+    table.insert(table.columns.get_loc("log_likelihood") + 1, "percentile", pct)
