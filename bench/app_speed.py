@@ -1,6 +1,7 @@
 """What a user waits for in the app, on the shipped default model (CPU or CUDA, auto).
 
-* Design: 64 completions of a scaffold — sampling, decoding, properties and the RDKit grid image.
+* Design: 64 completions of a scaffold — sampling, decoding, properties, each molecule's
+  percentile among the training molecules and the RDKit grid image.
 * Outlier screening of 1,000 pasted SMILES (what ``mam score`` and the Likelihood page do):
   float32 beside the bfloat16 trunk in one process, and with the page's warm encoding pool.
 * The Likelihood page's "Score" on the same SMILES: MaM, the exact AO-ARM (D passes) on the
