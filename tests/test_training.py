@@ -3,6 +3,7 @@ guards (non-finite losses, resume, stop file)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -224,7 +225,7 @@ def test_bf16_steps_train_the_float32_weights():
 
 
 def _attention_kernels_run(cfg: TrainConfig, model: MaM, data: torch.Tensor) -> set[str]:
-    """Names of the attention operators two training steps under ``cfg`` run."""
+    """Names of PyTorch's attention operators that two training steps under ``cfg`` run."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -232,14 +233,16 @@ def _attention_kernels_run(cfg: TrainConfig, model: MaM, data: torch.Tensor) -> 
     return {e.key for e in prof.key_averages() if "attention" in e.key}
 
 
-def test_bf16_training_on_cpu_runs_attention_as_plain_products_and_fits_the_data():
-    """On CPU under bfloat16, ``attention="auto"`` runs attention as plain matrix products: the
-    fused (flash) kernel's backward pass there costs more than every matrix product of a step
-    (``bench/cpu_precision.py``).  Both kernels must compute the same step, and a transformer
-    trained this way must come as close to an exactly enumerable distribution as in float32."""
+def test_bf16_training_on_cpu_computes_attention_as_plain_products_and_fits_the_data():
+    """On CPU under bfloat16, ``attention="auto"`` computes attention as plain matrix products
+    (:func:`plain_attention`): PyTorch's fused kernel is slow there in its backward pass and its
+    math kernel works in float32 (``bench/cpu_precision.py``).  Plain and fused attention must
+    compute the same step, and a transformer trained this way must come as close to an exactly
+    enumerable distribution as in float32."""
+    from mam_core.core.networks import plain_attention
     from mam_core.training.loop import step_attention
 
-    assert step_attention(torch.device("cpu"), TrainConfig(precision="bf16")) == "math"
+    assert step_attention(torch.device("cpu"), TrainConfig(precision="bf16")) == "plain"
     assert step_attention(torch.device("cpu"), TrainConfig(precision="fp32")) == "fused"
     assert step_attention(torch.device("cuda"), TrainConfig(precision="bf16")) == "fused"
     with pytest.raises(ValueError, match="attention"):
@@ -248,25 +251,26 @@ def test_bf16_training_on_cpu_runs_attention_as_plain_products_and_fits_the_data
     D, K = 6, 3
     xs, logp, data = _pairwise_samples(D, K, 3, 5000)
     net = NetworkConfig(D=D, K=K, arch="transformer", d_model=32, n_layers=2, n_heads=2)
-    flash = "aten::_scaled_dot_product_flash_attention_for_cpu"
     ran = {}
     for attention in ("auto", "fused"):
         cfg = TrainConfig(steps=2, batch_size=64, lr=1e-9, precision="bf16", attention=attention)
         ran[attention] = _attention_kernels_run(cfg, MaM(net), data)
-    assert flash in ran["fused"] and flash not in ran["auto"]
+    assert any("scaled_dot_product" in k for k in ran["fused"])
+    assert not any("scaled_dot_product" in k for k in ran["auto"]), ran["auto"]
 
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    grads = {}
+    grads, losses = {}, {}
     model = MaM(net)
-    for backend in (SDPBackend.MATH, SDPBackend.FLASH_ATTENTION):
+    for mode in ("plain", "fused"):
         model.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16), sdpa_kernel([backend]):
+        plain = plain_attention() if mode == "plain" else contextlib.nullcontext()
+        with torch.autocast("cpu", dtype=torch.bfloat16), plain:
             loss = ao_arm_loss(model, data[:64], torch.Generator().manual_seed(1)).loss
         loss.backward()
-        grads[backend] = torch.cat([p.grad.flatten() for p in model.conditional_parameters()
-                                    if p.grad is not None])
-    cos = torch.nn.functional.cosine_similarity(*grads.values(), dim=0)
+        losses[mode] = float(loss.detach())
+        grads[mode] = torch.cat([p.grad.flatten() for p in model.conditional_parameters()
+                                 if p.grad is not None])
+    assert losses["plain"] == pytest.approx(losses["fused"], rel=1e-2)
+    cos = torch.nn.functional.cosine_similarity(grads["plain"], grads["fused"], dim=0)
     assert cos > 0.999, cos
 
     kls = {}
@@ -351,7 +355,7 @@ def test_chain_consistency_vanishes_for_consistent_heads_and_trains_only_the_mar
         for p in model.marginal_parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
     out, _ = chain_consistency_loss(model, x, 3, torch.Generator().manual_seed(3))
-    assert float(out.loss) > 1e-3
+    assert float(out.loss.detach()) > 1e-3
     out.loss.backward()
     assert all(p.grad is None for p in model.conditional_parameters())
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0

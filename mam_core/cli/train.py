@@ -51,10 +51,10 @@ def _add_train(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"],
                    help="forward pass and loss in float32 (default) or under bfloat16 autocast "
                         "(GPUs; weights and optimizer stay float32)")
-    p.add_argument("--attention", choices=["auto", "fused", "math"],
-                   help="attention kernel of the training steps: auto (default) uses plain matrix "
-                        "products under bf16 on CPU, where PyTorch's fused kernel is slower, and "
-                        "the fused kernel elsewhere")
+    p.add_argument("--attention", choices=["auto", "fused", "plain"],
+                   help="attention of the training steps: auto (default) computes it as plain "
+                        "matrix products under bf16 on CPU, where PyTorch's kernels are slower, "
+                        "and with PyTorch's fused kernels elsewhere")
     p.add_argument("--grad-clip", type=float,
                    help="global gradient-norm clip (0 disables; default 1)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")

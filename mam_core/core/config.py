@@ -23,7 +23,7 @@ ARCHITECTURES = ("transformer", "mlp")
 MARGINAL_POOLS = ("cls", "cls+sum")
 PRECISIONS = ("fp32", "bf16")
 #: Attention kernels a training step may use (see :func:`mam_core.training.loop.step_attention`).
-ATTENTION_KERNELS = ("auto", "fused", "math")
+ATTENTION_KERNELS = ("auto", "fused", "plain")
 
 
 def _reject_unknown(cls, d: dict) -> None:
@@ -109,8 +109,8 @@ class TrainConfig:
     # "bf16": each step's forward pass and loss under bfloat16 autocast (weights, optimizer and
     # backward stay float32); "fp32": plain float32 (TF32 matrix products on CUDA)
     precision: str = "fp32"
-    # attention in the training steps: "fused" (PyTorch's fused kernel), "math" (plain matrix
-    # products and softmax) or "auto" (math under bf16 on CPU, where it is faster, else fused)
+    # attention in the training steps: "fused" (PyTorch's kernels), "plain" (two matrix products
+    # and a float32 softmax) or "auto" (plain under bf16 on CPU, where it is faster, else fused)
     attention: str = "auto"
 
     def __post_init__(self) -> None:

@@ -14,13 +14,57 @@ distribution, which is self-consistent at initialisation.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import NetworkConfig
 
-__all__ = ["TransformerTrunk", "ResidualMLPTrunk", "TwoHeadNet", "build_network"]
+__all__ = ["TransformerTrunk", "ResidualMLPTrunk", "TwoHeadNet", "build_network",
+           "plain_attention"]
+
+_plain = threading.local()
+
+
+@contextlib.contextmanager
+def plain_attention():
+    """Within this context (in this thread), the transformer's training passes compute attention
+    as two matrix products and a float32 softmax instead of PyTorch's attention kernels.
+
+    Under bfloat16 autocast on CPU the products then run in bfloat16, where PyTorch's fused
+    kernel is slow in its backward pass and its math kernel computes in float32; a stage-1 step
+    is 1.5x faster than with the fused kernel (``bench/cpu_precision.py``).  The weights are
+    the same; inference passes (PyTorch's fast path) are unaffected.
+    """
+    before = getattr(_plain, "on", False)
+    _plain.on = True
+    try:
+        yield
+    finally:
+        _plain.on = before
+
+
+class _EncoderLayer(nn.TransformerEncoderLayer):
+    """``nn.TransformerEncoderLayer`` (same parameters and checkpoints) whose self-attention
+    block follows :func:`plain_attention` when it is on."""
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal=False):
+        masked = attn_mask is not None or key_padding_mask is not None
+        if not getattr(_plain, "on", False) or masked:
+            return super()._sa_block(x, attn_mask, key_padding_mask, is_causal=is_causal)
+        att = self.self_attn
+        B, L, d = x.shape
+        H = att.num_heads
+        qkv = F.linear(x, att.in_proj_weight, att.in_proj_bias)  # (B, L, 3d)
+        q, k, v = qkv.view(B, L, 3, H, d // H).permute(2, 0, 3, 1, 4)  # each (B, H, L, d/H)
+        scores = (q @ k.transpose(-2, -1)) * (d // H) ** -0.5  # (B, H, L, L)
+        weights = torch.softmax(scores.float(), dim=-1).to(v.dtype)
+        weights = F.dropout(weights, att.dropout, self.training)
+        y = (weights @ v).transpose(1, 2).reshape(B, L, d)
+        return self.dropout1(F.linear(y, att.out_proj.weight, att.out_proj.bias))
 
 
 class TransformerTrunk(nn.Module):
@@ -36,7 +80,7 @@ class TransformerTrunk(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.d_model))
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.cls, std=0.02)
-        layer = nn.TransformerEncoderLayer(
+        layer = _EncoderLayer(
             d_model=cfg.d_model,
             nhead=cfg.n_heads,
             dim_feedforward=4 * cfg.d_model,

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from ..core.config import TrainConfig
 from ..core.model import MaM
+from ..core.networks import plain_attention
 from ..core.objectives import LossOutput
 from . import distributed as dist
 from .state import Checkpointer, StopFlag
@@ -165,23 +165,24 @@ def _step_precision(model: MaM, cfg: TrainConfig):
     stack = contextlib.ExitStack()
     if cfg.precision == "bf16":
         stack.enter_context(torch.autocast(model.device.type, dtype=torch.bfloat16))
-    if step_attention(model.device, cfg) == "math":
-        stack.enter_context(sdpa_kernel([SDPBackend.MATH]))
+    if step_attention(model.device, cfg) == "plain":
+        stack.enter_context(plain_attention())
     return stack
 
 
 def step_attention(device: torch.device, cfg: TrainConfig) -> str:
-    """``"math"`` or ``"fused"``: the attention kernel of a training step.
+    """``"plain"`` or ``"fused"``: the attention of a training step
+    (:func:`~mam_core.core.networks.plain_attention`).
 
-    ``auto`` takes the plain matrix products and softmax under bfloat16 on CPU: there PyTorch's
-    fused (flash) attention spends more time in its backward pass than every matrix product of
-    the step together, so a stage-1 step of 128 fragment-block molecules runs 1.36× faster
-    without it (``bench/cpu_precision.py``); on GPUs and in float32 the fused kernel is as fast
-    or faster.
+    ``auto`` takes the plain products under bfloat16 on CPU: there PyTorch's fused (flash)
+    attention spends more time in its backward pass than every matrix product of the step
+    together, and its math kernel computes in float32, so a stage-1 step of 128 fragment-block
+    molecules runs about 1.5x faster with plain products (``bench/cpu_precision.py``); on GPUs
+    and in float32 PyTorch's kernels are as fast or faster.
     """
     if cfg.attention != "auto":
         return cfg.attention
-    return "math" if cfg.precision == "bf16" and torch.device(device).type == "cpu" else "fused"
+    return "plain" if cfg.precision == "bf16" and torch.device(device).type == "cpu" else "fused"
 
 
 def _seeded_generator(model: MaM, seed: int) -> torch.Generator:
