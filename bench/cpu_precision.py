@@ -13,19 +13,21 @@ shipped model, stage 1 in steps of 128 and stage 2 in steps of 64:
 
 | stage | precision | attention | s / step | speed-up | mean loss, second half |
 |---|---|---|---|---|---|
-| train-arm | fp32 | fused | 1.966 | 1.00× | 39.375 |
-| train-arm | bf16 | fused | 1.746 | 1.13× | 39.357 |
-| train-arm | bf16 | math | 1.321 | 1.49× | 39.361 |
-| distill | fp32 | fused | 2.580 | 1.00× | 16.385 |
-| distill | bf16 | fused | 1.952 | 1.32× | 16.605 |
-| distill | bf16 | math | 1.615 | 1.60× | 16.416 |
+| train-arm | fp32 | fused | 2.060 | 1.00× | 39.375 |
+| train-arm | bf16 | fused | 1.799 | 1.14× | 39.357 |
+| train-arm | bf16 | plain | 0.999 | 2.06× | 39.382 |
+| distill | fp32 | fused | 2.340 | 1.00× | 16.385 |
+| distill | bf16 | fused | 1.997 | 1.17× | 16.605 |
+| distill | bf16 | plain | 1.260 | 1.86× | 16.163 |
 
-PyTorch's fused (flash) attention spent more time in its backward pass under bfloat16 than every
-matrix product of the step together (a third of a stage-1 step), so training under bfloat16 on
-CPU runs attention as plain matrix products (``--attention auto``). The marginal heads stay in
-float32 under the autocast: they compare log-marginals that differ by a few tenths of a nat,
-finer than bfloat16 resolves at |log p| ≈ 40 (steps of 0.25); with the heads in bfloat16 the
-self-consistency loss reached 30.6 against 17.2.
+Under bfloat16 PyTorch's fused (flash) attention spent more time in its backward pass than every
+matrix product of the step together (a third of a stage-1 step), and its math kernel computes in
+float32 (1.32 s a step): so training under bfloat16 on CPU computes attention as two plain matrix
+products and a float32 softmax (``--attention auto``;
+:func:`mam_core.core.networks.plain_attention`).
+The marginal heads stay in float32 under the autocast: they compare log-marginals that differ by
+a few tenths of a nat, finer than bfloat16 resolves at |log p| ≈ 40 (steps of 0.25); with the
+heads in bfloat16 the self-consistency loss reached 30.6 against 17.2.
 """
 
 from __future__ import annotations
