@@ -36,7 +36,7 @@ def plain_attention():
 
     Under bfloat16 autocast on CPU the products then run in bfloat16, where PyTorch's fused
     kernel is slow in its backward pass and its math kernel computes in float32; a stage-1 step
-    is 1.5x faster than with the fused kernel (``bench/cpu_precision.py``).  The weights are
+    is 1.8x faster than with the fused kernel (``bench/cpu_precision.py``).  The weights are
     the same; inference passes (PyTorch's fast path) are unaffected.
     """
     before = getattr(_plain, "on", False)

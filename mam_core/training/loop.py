@@ -177,7 +177,7 @@ def step_attention(device: torch.device, cfg: TrainConfig) -> str:
     ``auto`` takes the plain products under bfloat16 on CPU: there PyTorch's fused (flash)
     attention spends more time in its backward pass than every matrix product of the step
     together, and its math kernel computes in float32, so a stage-1 step of 128 fragment-block
-    molecules runs about 1.5x faster with plain products (``bench/cpu_precision.py``); on GPUs
+    molecules runs 1.8x faster with plain products (``bench/cpu_precision.py``); on GPUs
     and in float32 PyTorch's kernels are as fast or faster.
     """
     if cfg.attention != "auto":
