@@ -10,8 +10,9 @@
 #
 # 1. stage 1 continued from the shipped weights: 16,000 steps of 128 molecules (2 M molecules,
 #    1.3 passes over MOSES train) on a cosine from lr 3e-4, half of each batch left to right, under
-#    bfloat16 (1.3 s a step on one AMD EPYC thread: about 6 hours). Held-out NLL, left-to-right
-#    NLL and sample quality every 1,000 steps in the checkpoint's history.
+#    bfloat16 with plain attention (1.0 s a step on one AMD EPYC thread beside other work: about
+#    4.5 hours). Held-out NLL, left-to-right NLL and sample quality every 1,000 steps in the
+#    checkpoint's history; don't edit this file while it runs (bash reads it as it goes).
 # 2. stage 2 against those conditionals, from the shipped marginal (kept by --init): 1,200 steps
 #    of 64 on data and on-policy chains, then 600 on molecules only (about 50 minutes).
 # 3. stage 2 over chains of steps, as stages 10-11 of bench/train_default_model.sh: 16 steps (250
