@@ -153,6 +153,7 @@ def run_training(
                        seconds=time.perf_counter() - t_start)
 
 
+@contextlib.contextmanager
 def _step_precision(model: MaM, cfg: TrainConfig):
     """The arithmetic of one step's forward pass and loss: the precision, and the attention kernel
     :func:`step_attention` picks for it.
@@ -162,12 +163,12 @@ def _step_precision(model: MaM, cfg: TrainConfig):
     forward pass on the weights of the first step while the optimizer moves the float32 ones.
     The kernel chosen in the forward pass also runs the backward pass.
     """
-    stack = contextlib.ExitStack()
-    if cfg.precision == "bf16":
-        stack.enter_context(torch.autocast(model.device.type, dtype=torch.bfloat16))
-    if step_attention(model.device, cfg) == "plain":
-        stack.enter_context(plain_attention())
-    return stack
+    with contextlib.ExitStack() as stack:
+        if cfg.precision == "bf16":
+            stack.enter_context(torch.autocast(model.device.type, dtype=torch.bfloat16))
+        if step_attention(model.device, cfg) == "plain":
+            stack.enter_context(plain_attention())
+        yield
 
 
 def step_attention(device: torch.device, cfg: TrainConfig) -> str:
