@@ -171,15 +171,14 @@ def fill_by_confidence(
     """
     if per_pass < 1:
         raise ValueError(f"per_pass must be >= 1, got {per_pass}")
-    n = x.shape[0]
-    rows = torch.arange(n, device=x.device)
     with _weights_cast_once(x, bf16):
-        return _fill_by_confidence(model, x, rows, temperature, generator, top_p, trajectory,
-                                   per_pass, constraint, bf16)
+        return _fill_by_confidence(model, x, temperature, generator, top_p, trajectory, per_pass,
+                                   constraint, bf16)
 
 
-def _fill_by_confidence(model, x, rows, temperature, generator, top_p, trajectory, per_pass,
+def _fill_by_confidence(model, x, temperature, generator, top_p, trajectory, per_pass,
                         constraint, bf16) -> torch.Tensor:
+    rows = torch.arange(x.shape[0], device=x.device)
     while True:
         masked = x == model.mask_id  # (n, D)
         n_masked = masked.sum(dim=1)  # (n,)
