@@ -34,7 +34,8 @@ from mam_core.core.checkpoint import load
 from mam_core.core.config import TrainConfig
 from mam_core.paths import default_model_path
 from mam_core.training import train_eb
-from mam_core.workflows.finetune import METHODS, fine_tune, fine_tune_method, fine_tune_template
+from mam_core.workflows.finetune import (METHODS, fine_tune, fine_tune_method,
+                                         fine_tune_precision, fine_tune_template)
 from mam_core.workflows.generate import generate_molecules, recommended_sampling
 
 
@@ -84,7 +85,8 @@ def write_report(out: Path, args, results: dict, hists: dict) -> str:
         f"# Designing towards logP = {args.target:g}\n\nReward log f = "
         f"−(logP − ({args.target:g}))² / {args.tau:g}; fine-tuning target p_prior^β·f with "
         f"β = {args.beta:g} "
-        f"({args.method} method, batch {args.batch_size}, learning rate {args.finetune_lr:g}); "
+        f"({args.method} method, batch {args.batch_size}, learning rate {args.finetune_lr:g}, "
+        f"{args.precision} steps); "
         f"fragment `{args.fragment}` kept in the `fine-tune + fragment` rows. {args.samples} "
         "molecules per row, drawn as the app draws them (the model's stored sampling "
         "settings, a row that fails the validity check drawn again up to 4 times, repeats "
@@ -97,7 +99,8 @@ def write_report(out: Path, args, results: dict, hists: dict) -> str:
            f"--scratch-steps {args.scratch_steps} --scratch-lr {args.scratch_lr:g} ")
         + ("" if args.only == "scratch" else
            f"--finetune-steps {args.finetune_steps} --finetune-lr {args.finetune_lr:g} "
-           f"--batch-size {args.batch_size} --method {args.method} ")
+           f"--batch-size {args.batch_size} --method {args.method} "
+           f"--precision {args.precision} ")
         + f"--samples {args.samples} "
         f"{'--only ' + args.only + ' ' if args.only else ''}--out {args.out}`\n"
     )
@@ -116,6 +119,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32, help="fine-tuning batch")
     p.add_argument("--method", default="auto", choices=METHODS,
                    help="fine-tuning method (auto: sampler for SMILES and fragment-block models)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="arithmetic of the fine-tuning steps (auto: the app's choice, "
+                        "mam_core.workflows.finetune.fine_tune_precision)")
     p.add_argument("--fragment", default="[*]c1ccccc1")
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--out", default="docs/lipophilicity")
@@ -133,18 +139,21 @@ def main() -> None:
         model = load(default_model_path())
         tok = tokenizer_of(model)
         args.method = fine_tune_method(model, args.method)
+        if args.precision == "auto":
+            args.precision = fine_tune_precision(model)
         template = fine_tune_template(model, fragment)
         energy = get_energy("lipophilicity", tokenizer=tok, target=args.target, tau=args.tau)
         key = f"{label}: before"
         results[key], hists[key] = summarise(model, args.samples, args.target, fragment)
-        t0 = time.perf_counter()
         cfg = TrainConfig(steps=args.finetune_steps, batch_size=args.batch_size,
                           lr=args.finetune_lr, sc_weight=1.0, log_every=10,
-                          warmup=min(10, args.finetune_steps // 10))
+                          warmup=min(10, args.finetune_steps // 10), precision=args.precision)
+        t0 = time.perf_counter()
         fine_tune(model, energy, cfg, beta=args.beta, template=template, method=args.method)
+        seconds = round(time.perf_counter() - t0, 1)
         key = f"{label}: after"
         results[key], hists[key] = summarise(model, args.samples, args.target, fragment)
-        results[f"{label}: after"]["train_seconds"] = round(time.perf_counter() - t0, 1)
+        results[key]["train_seconds"] = seconds
         write_report(out, args, results, hists)
 
     # 3. from scratch (the paper's setting)
@@ -161,9 +170,10 @@ def main() -> None:
     train_eb(scratch, energy,
              TrainConfig(steps=args.scratch_steps, batch_size=128, lr=args.scratch_lr,
                          sc_weight=1.0))
+    seconds = round(time.perf_counter() - t0, 1)
     key = "scratch: trained"
     results[key], hists[key] = summarise(scratch, args.samples, args.target)
-    results["scratch: trained"]["train_seconds"] = round(time.perf_counter() - t0, 1)
+    results[key]["train_seconds"] = seconds
     write_report(out, args, results, hists)
 
     print(write_report(out, args, results, hists))

@@ -17,7 +17,8 @@ from app.resources import current_model_name, require_molecule_model
 from energies import RewardSpec, build_reward
 from energies.spec import parse_reward_spec
 from mam_core.core.config import TrainConfig
-from mam_core.workflows.finetune import fine_tune, fine_tune_method, fine_tune_template
+from mam_core.workflows.finetune import (fine_tune, fine_tune_method, fine_tune_precision,
+                                         fine_tune_template)
 from mam_core.workflows.model_store import ModelStoreError, save_model
 from mam_core.chem.metrics import drug_like_quality
 from mam_core.workflows.generate import generate_molecules, recommended_sampling
@@ -208,6 +209,7 @@ if start_clicked:
             sc_weight=1.0,
             warmup=min(10, int(steps) // 10),  # Adam's first steps are its least reliable
             log_every=max(1, int(steps) // 100),
+            precision=fine_tune_precision(model),
         )
         base = model
 

@@ -383,8 +383,9 @@ def test_likelihood_page_scores_compares_and_reports_bad_rows(tiny_default):
 
 @pytest.fixture()
 def captured_fine_tune(monkeypatch):
-    """Replaces fine-tuning by a spy that records the energy and the template it was given and
-    returns at once (or, with ``seen["call_through"] = True``, runs the real fine-tuning)."""
+    """Replaces fine-tuning by a spy that records the energy, the training config and the
+    template it was given and returns at once (or, with ``seen["call_through"] = True``, runs
+    the real fine-tuning)."""
     import mam_core.workflows.finetune
 
     real = mam_core.workflows.finetune.fine_tune
@@ -392,6 +393,7 @@ def captured_fine_tune(monkeypatch):
 
     def spy(model, energy, *args, **kw):
         seen["energy"], seen["template"] = energy, kw.get("template")
+        seen["cfg"] = args[0] if args else kw.get("cfg")
         return real(model, energy, *args, **kw) if seen["call_through"] else None
 
     monkeypatch.setattr(mam_core.workflows.finetune, "fine_tune", spy)
@@ -474,8 +476,9 @@ def test_finetune_page_rejects_a_bad_smarts(tiny_default):
 
 def test_finetune_page_builds_its_reward_from_a_spec(tiny_default, captured_fine_tune):
     """The widgets write a reward spec, the page shows it as TOML and JSON, and the job's energy
-    is what build_reward makes of it."""
+    is what build_reward makes of it; its steps run in bfloat16 where that is faster."""
     from energies import RewardSpec
+    from mam_core.workflows.finetune import fine_tune_precision
 
     at = _open("finetune")
     assert any('type = "window"' in c.value for c in at.code)  # the default: a logP window
@@ -488,6 +491,7 @@ def test_finetune_page_builds_its_reward_from_a_spec(tiny_default, captured_fine
                                                   "width": 0.5}
     energy = captured_fine_tune["energy"]
     assert energy.params == spec and energy.spec == RewardSpec.from_dict(spec)
+    assert captured_fine_tune["cfg"].precision == fine_tune_precision(tiny_default)
     assert any(json.loads(c.value) == spec for c in at.code if c.language == "json")
 
 

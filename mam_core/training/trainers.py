@@ -195,7 +195,7 @@ def train_policy(
 
     def step_fn(step, gen):
         x, trace = sample_traced(model, dist.local_batch(cfg.batch_size), order, template,
-                                 constraint, ref, gen)
+                                 constraint, ref, gen, bf16=cfg.precision == "bf16")
         lf = _energy_of(log_f, x)
         pg = policy_gradient_loss(model, x, trace, lf, beta, positions_per_row, gen)
         sc, _, _ = self_consistency_loss(model, x, gen, train_conditional=False, frozen=frozen)

@@ -34,12 +34,12 @@ import torch
 from ..chem.grammar import grammar_for
 from ..chem.molecules import tokenizer_of
 from ..core.config import TrainConfig
-from ..core.model import MaM
+from ..core.model import MaM, bf16_is_faster
 from ..training import TrainResult, train_eb, train_policy
 from .generate import default_order, plan_design
 
-__all__ = ["PriorTiltedTarget", "fine_tune", "fine_tune_method", "fine_tune_template",
-           "energy_run_info", "METHODS"]
+__all__ = ["PriorTiltedTarget", "fine_tune", "fine_tune_method", "fine_tune_precision",
+           "fine_tune_template", "energy_run_info", "METHODS"]
 
 #: the ways :func:`fine_tune` can optimise (see the module docstring)
 METHODS = ("auto", "sampler", "chains")
@@ -107,6 +107,20 @@ def fine_tune_method(model: MaM, method: str = "auto") -> str:
         return method
     tok = tokenizer_of(model)
     return "sampler" if tok is not None and grammar_for(tok) is not None else "chains"
+
+
+def fine_tune_precision(model: MaM) -> str:
+    """``"bf16"`` where bfloat16 runs this model's network faster than float32 on its device
+    (:func:`~mam_core.core.model.bf16_is_faster`), else ``"fp32"``.
+
+    A sampler fine-tuning step is mostly network passes: drawing the batch (model and
+    reference, one pass each per position) and one pass with gradients over 16 contexts per
+    molecule. Under bfloat16 a step of 32 molecules took 14.3 s against 27.2 s on one AMD EPYC
+    core (``bench/lipophilicity_sweep.py --precision fp32 bf16``), and its policy gradient
+    agrees with float32's on the same batch at cosine 0.99
+    (``bench/policy_gradient_precision.py``).
+    """
+    return "bf16" if bf16_is_faster(model.device) else "fp32"
 
 
 def fine_tune_template(model: MaM, fragment: str | None, start: int = 0):
