@@ -140,7 +140,7 @@ def main() -> None:
         tok = tokenizer_of(model)
         args.method = fine_tune_method(model, args.method)
         if args.precision == "auto":
-            args.precision = fine_tune_precision(model)
+            args.precision = fine_tune_precision(model, args.method)
         template = fine_tune_template(model, fragment)
         energy = get_energy("lipophilicity", tokenizer=tok, target=args.target, tau=args.tau)
         key = f"{label}: before"

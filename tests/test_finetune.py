@@ -134,6 +134,16 @@ def test_fragment_block_models_fine_tune_the_sampler_and_stay_in_the_syntax():
     assert fine_tune_method(_model(SelfiesTokenizer.build(SMILES, max_length=20))) == "chains"
     with pytest.raises(ValueError, match="method"):
         fine_tune_method(model, "gibbs")
+    # the sampler method runs in bfloat16 where that is faster, the chains always in float32
+    import mam_core.workflows.finetune as ft
+
+    selfies_model = _model(SelfiesTokenizer.build(SMILES, max_length=20))
+    for faster in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(ft, "bf16_is_faster", lambda device: faster)
+            assert ft.fine_tune_precision(model) == ("bf16" if faster else "fp32")
+            assert ft.fine_tune_precision(selfies_model) == "fp32"
+            assert ft.fine_tune_precision(model, "chains") == "fp32"
 
     grammar = grammar_for(safe_tok)
     drawn = []

@@ -109,17 +109,21 @@ def fine_tune_method(model: MaM, method: str = "auto") -> str:
     return "sampler" if tok is not None and grammar_for(tok) is not None else "chains"
 
 
-def fine_tune_precision(model: MaM) -> str:
-    """``"bf16"`` where bfloat16 runs this model's network faster than float32 on its device
-    (:func:`~mam_core.core.model.bf16_is_faster`), else ``"fp32"``.
+def fine_tune_precision(model: MaM, method: str = "auto") -> str:
+    """``"bf16"`` for the sampler method where bfloat16 runs this model's network faster than
+    float32 on its device (:func:`~mam_core.core.model.bf16_is_faster`), else ``"fp32"``.
 
     A sampler fine-tuning step is mostly network passes: drawing the batch (model and
     reference, one pass each per position) and one pass with gradients over 16 contexts per
     molecule. Under bfloat16 a step of 32 molecules took 14.3 s against 27.2 s on one AMD EPYC
     core (``bench/lipophilicity_sweep.py --precision fp32 bf16``), and its policy gradient
     agrees with float32's on the same batch at cosine 0.99
-    (``bench/policy_gradient_precision.py``).
+    (``bench/policy_gradient_precision.py``). The chains method (SELFIES models, about 0.5 s a
+    step) stays in float32: its loss compares one-pass log-marginals of chains and prior, which
+    was not measured under bfloat16.
     """
+    if fine_tune_method(model, method) != "sampler":
+        return "fp32"
     return "bf16" if bf16_is_faster(model.device) else "fp32"
 
 
