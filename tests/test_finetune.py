@@ -167,7 +167,9 @@ def test_fragment_block_models_fine_tune_the_sampler_and_stay_in_the_syntax():
 
 def test_cli_fine_tunes_a_fragment_block_model_gently_by_default(tmp_path):
     """Without --lr / --batch-size, `train-eb --init` on a fragment-block model uses the sampler
-    settings (the lattice preset's 1e-3 destroys a pretrained molecule model)."""
+    settings (the lattice preset's 1e-3 destroys a pretrained molecule model), and without
+    --precision the app's precision."""
+    from mam_core.workflows.finetune import fine_tune_precision
     from mam_core.chem.moses import load_moses
     from mam_core.chem.tokenizers import SafeTokenizer
     from mam_core.cli import main
@@ -187,3 +189,4 @@ def test_cli_fine_tunes_a_fragment_block_model_gently_by_default(tmp_path):
     assert rec["method"] == "sampler" and rec["config"]["steps"] == 2
     for key in ("lr", "batch_size", "warmup", "sc_weight"):
         assert rec["config"][key] == SAMPLER_DEFAULTS[key], key
+    assert rec["config"]["precision"] == fine_tune_precision(model)
