@@ -157,7 +157,8 @@ with st.form("finetune"):
         10,
         key=state.FT_STEPS,
         help="SMILES and fragment-block models draw fresh molecules every step, as this app "
-        "does (about 12 s a step at batch 32 on 2 CPU cores); SELFIES models move persistent "
+        "does (about 10 s a step at batch 32 on 2 CPU cores with fast bfloat16, 20 s "
+        "without); SELFIES models move persistent "
         "chains (about 0.5 s at batch 64).",
     )
     batch = c11.number_input("Batch size", 8, 512, 32, 8, key=state.FT_BATCH)
