@@ -245,3 +245,17 @@ def test_export_stores_calibration_and_sampling_settings_in_half_precision(tmp_p
     assert main(["export", "--model", str(tmp_path / "run.pt"), "--out", str(tmp_path / "x.pt"),
                  "--calibrate", "0", "--top-p", "1.5"]) == 2
     assert "--top-p must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_a_run_report_shows_a_small_learning_rate_rather_than_zero(capsys):
+    """The end of a cosine schedule (lr 4.9e-5) once printed as "lr": 0.0."""
+    from types import SimpleNamespace
+
+    from mam_core.cli.train import _report
+
+    result = SimpleNamespace(history=[{"step": 12500, "loss": 45.86561, "lr": 4.9123e-05}],
+                             stopped_early=True, step=12540, seconds=2680.31, checkpoint=None)
+    _report(result, "stage 1 (AO-ARM)")
+    line = capsys.readouterr().out
+    assert "stopped early at step 12540" in line
+    assert '"lr": 4.912e-05' in line and '"loss": 45.87' in line

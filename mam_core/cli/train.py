@@ -193,7 +193,8 @@ def _report(result, what: str) -> None:
     if not dist.is_main():
         return
     last = result.history[-1] if result.history else {}
-    shown = {k: round(v, 4) for k, v in last.items() if isinstance(v, float)}
+    # four significant digits: a learning rate of 4.9e-5 rounded to four decimals would read 0.0
+    shown = {k: float(f"{v:.4g}") for k, v in last.items() if isinstance(v, float)}
     state = "stopped early" if result.stopped_early else "finished"
     print(f"{what} {state} at step {result.step} in {result.seconds:.1f}s; last: "
           f"{json.dumps(shown)}")
