@@ -1,6 +1,6 @@
 """Shared rendering pieces and the small conversions behind them: molecule grids with the
 matched fragment highlighted, the molecule editor's SMILES dialect, design summaries, SDF
-export, a lattice heat map and the replay of one generation."""
+export, a lattice heat map, a model's training curves and the replay of one generation."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from typing import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 from rdkit import Chem, rdBase
 from rdkit.Chem import Draw
 
 from mam_core.chem.properties import mol_from_smiles
+from mam_core.workflows.monitor import CURVE_METRICS
 
 __all__ = [
     "molecule_grid",
@@ -26,6 +28,7 @@ __all__ = [
     "split_design_table",
     "to_sdf",
     "lattice_figure",
+    "training_figure",
     "replay_generation",
     "replay_frame",
 ]
@@ -176,6 +179,57 @@ def lattice_figure(
         )
     )
     fig.update_layout(title=title, width=420, height=420, yaxis_autorange="reversed")
+    return fig
+
+
+# ------------------------------------------------------------------------------ training curves
+_CURVE_AXES = {"nll": "nats per molecule", "samples": "fraction of samples",
+               "self_consistency": "nats", "reward": "fine-tuning"}
+_CURVE_NAMES = {
+    "nll_nats": "training batch", "heldout_nll": "held-out, any order",
+    "heldout_nll_l2r": "held-out, left to right", "quality": "drug-like (QED ≥ 0.6, SA ≤ 4)",
+    "validity": "valid", "uniqueness": "unique", "sc_abs_err": "self-consistency |error|",
+    "reward_mean": "mean reward", "kl_minus_logz": "KL − log Z",
+}
+
+
+def training_figure(curves: pd.DataFrame) -> go.Figure:
+    """Every stage of a model's training on one step axis (``training_curves``'s table): a
+    panel per kind of measurement that was recorded, a dotted line where a stage begins.
+
+    Metrics measured every N steps (held-out NLL, sample quality) are drawn with markers, so a
+    curve with a point every 1,000 steps shows; each line breaks between stages."""
+    groups = [g for g, ms in CURVE_METRICS.items() if curves["metric"].isin(ms).any()]
+    fig = make_subplots(rows=max(len(groups), 1), cols=1, shared_xaxes=True,
+                        vertical_spacing=0.06)
+    for row, group in enumerate(groups, start=1):
+        for metric in CURVE_METRICS[group]:
+            part = curves[curves["metric"] == metric]
+            if part.empty:
+                continue
+            x: list = []
+            y: list = []
+            text: list = []
+            for _, stage in part.groupby("stage_no", sort=True):
+                x += stage["total_step"].tolist() + [None]
+                y += stage["value"].tolist() + [None]
+                text += [f"stage {n} ({s}), step {t}" for n, s, t in
+                         zip(stage["stage_no"], stage["stage"], stage["step"])] + [None]
+            logged = curves[curves["stage_no"].isin(part["stage_no"])]
+            sparse = len(part) < len(logged.drop_duplicates(["stage_no", "step"]))
+            fig.add_scatter(x=x, y=y, text=text, name=_CURVE_NAMES.get(metric, metric),
+                            mode="lines+markers" if sparse else "lines", row=row, col=1,
+                            hovertemplate="%{text}: %{y:.4g}<extra>%{fullData.name}</extra>")
+        fig.update_yaxes(title_text=_CURVE_AXES[group], row=row, col=1)
+    stages = curves.assign(offset=curves["total_step"] - curves["step"]).drop_duplicates(
+        "stage_no")
+    for no, stage, offset in zip(stages["stage_no"], stages["stage"], stages["offset"]):
+        fig.add_vline(x=int(offset), line_dash="dot", line_color="#999999")
+        fig.add_annotation(x=int(offset), y=1.0, xref="x", yref="paper", text=f"{no} {stage}",
+                           showarrow=False, xanchor="left", yanchor="bottom", font_size=10)
+    fig.update_xaxes(title_text="step (all stages)", row=max(len(groups), 1), col=1)
+    fig.update_layout(height=220 * max(len(groups), 1) + 60, margin=dict(t=30, b=40),
+                      legend=dict(orientation="h", y=-0.12))
     return fig
 
 

@@ -2,11 +2,11 @@
 download and upload (loaded safely: weights only, never code)."""
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from app import state
 from app.resources import model_infos
+from app.ui import training_figure
 from mam_core.workflows.model_store import (
     MAX_IMPORT_BYTES,
     ModelStoreError,
@@ -14,6 +14,7 @@ from mam_core.workflows.model_store import (
     import_model,
     models_dir,
 )
+from mam_core.workflows.monitor import stage_table, training_curves
 
 st.title("Models")
 st.caption(f"Stored models live in `{models_dir()}` (set `MAM_MODELS_DIR` to change it).")
@@ -46,23 +47,12 @@ for info in infos:
         if info.error:
             st.error(info.error)
             continue
-        for rec in info.training or []:
-            hist = rec.get("history", [])
-            meta = {k: v for k, v in rec.items() if k not in ("history", "config")}
-            st.write(f"**{rec.get('stage')}**", meta)
-            shown = ("nll_nats", "sc_abs_err", "kl_minus_logz", "reward_mean")
-            keys = [k for k in shown if hist and k in hist[-1]]
-            if keys:
-                fig = go.Figure()
-                for k in keys:
-                    fig.add_scatter(
-                        x=[r["step"] for r in hist],
-                        y=[r.get(k) for r in hist],
-                        name=k,
-                        mode="lines",
-                    )
-                fig.update_layout(height=260, margin=dict(t=20), xaxis_title="step")
-                st.plotly_chart(fig, key=f"hist_{info.name}_{rec.get('stage')}_{id(rec)}")
+        if info.training:
+            curves = training_curves(info.training)
+            if not curves.empty:
+                st.plotly_chart(training_figure(curves), key=f"curves_{info.name}")
+            st.dataframe(stage_table(info.training), hide_index=True,
+                         key=f"stages_{info.name}")
         st.download_button(
             "Download", info.path.read_bytes, f"{info.name}.pt", key=f"dl_{info.name}"
         )  # read on click

@@ -531,3 +531,29 @@ def test_models_page_lists_caches_and_deletes(tiny_default, monkeypatch):
     assert not at.exception
     assert store.model_names() == ["default"]
     assert list(at.dataframe[0].value["name"]) == ["default"]  # the deletion shows at once
+
+
+def test_models_page_draws_a_models_training_history(tiny_default):
+    """Held-out NLL measured every 1,000 steps once drew as nothing (a line through gaps)."""
+    import copy
+    import json
+
+    import mam_core.workflows.model_store as store
+
+    trained = copy.deepcopy(tiny_default)
+    trained.metadata["training"] = [{
+        "stage": "arm", "config": {"steps": 2000, "batch_size": 128, "lr": 3e-4},
+        "steps_done": 2000, "n_train": 100,
+        "history": [{"step": s, "loss": 40.0, "nll_nats": 40.0,
+                     **({"heldout_nll": 41.0 - s / 1000, "quality": 0.5} if s % 1000 == 0
+                        else {})} for s in range(50, 2001, 50)]}]
+    store.save_model(trained, "trained")
+    at = _open("models")
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1  # the untrained default has no history to draw
+    fig = json.loads(charts[0].proto.spec)
+    held = next(t for t in fig["data"] if t["name"] == "held-out, any order")
+    assert held["x"] == [1000, 2000, None] and "markers" in held["mode"]
+    stages = at.dataframe[1].value  # after the table of models
+    assert stages["kind"].tolist() == ["arm"] and stages["last held-out NLL"].tolist() == [39.0]
