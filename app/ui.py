@@ -191,11 +191,17 @@ _CURVE_NAMES = {
     "validity": "valid", "uniqueness": "unique", "sc_abs_err": "self-consistency |error|",
     "reward_mean": "mean reward", "kl_minus_logz": "KL − log Z",
 }
+_CURVE_COLOURS = {
+    "nll_nats": "#a0aec0", "heldout_nll": "#2b6cb0", "heldout_nll_l2r": "#dd6b20",
+    "quality": "#2f855a", "validity": "#805ad5", "uniqueness": "#d69e2e",
+    "sc_abs_err": "#c53030", "reward_mean": "#2f855a", "kl_minus_logz": "#2b6cb0",
+}
 
 
 def training_figure(curves: pd.DataFrame) -> go.Figure:
     """Every stage of a model's training on one step axis (``training_curves``'s table): a
-    panel per kind of measurement that was recorded, a dotted line where a stage begins.
+    panel per kind of measurement that was recorded, a dotted line and the stage's number
+    where a stage begins.
 
     Metrics measured every N steps (held-out NLL, sample quality) are drawn with markers, so a
     curve with a point every 1,000 steps shows; each line breaks between stages."""
@@ -219,16 +225,24 @@ def training_figure(curves: pd.DataFrame) -> go.Figure:
             sparse = len(part) < len(logged.drop_duplicates(["stage_no", "step"]))
             fig.add_scatter(x=x, y=y, text=text, name=_CURVE_NAMES.get(metric, metric),
                             mode="lines+markers" if sparse else "lines", row=row, col=1,
+                            line_color=_CURVE_COLOURS.get(metric),
                             hovertemplate="%{text}: %{y:.4g}<extra>%{fullData.name}</extra>")
         fig.update_yaxes(title_text=_CURVE_AXES[group], row=row, col=1)
+        if group == "nll":  # the first steps of a fresh model would flatten everything else
+            values = curves.loc[curves["metric"].isin(CURVE_METRICS[group]), "value"]
+            low, high = float(values.min()), float(values.quantile(0.95))
+            pad = 0.1 * max(high - low, 1.0)
+            fig.update_yaxes(range=[low - pad, high + pad], row=row, col=1)
     stages = curves.assign(offset=curves["total_step"] - curves["step"]).drop_duplicates(
         "stage_no")
     for no, stage, offset in zip(stages["stage_no"], stages["stage"], stages["offset"]):
         fig.add_vline(x=int(offset), line_dash="dot", line_color="#999999")
-        fig.add_annotation(x=int(offset), y=1.0, xref="x", yref="paper", text=f"{no} {stage}",
-                           showarrow=False, xanchor="left", yanchor="bottom", font_size=10)
+        # stage numbers, staggered so short stages stay readable; the table names them
+        fig.add_annotation(x=int(offset), y=1.0 + 0.03 * (no % 2), xref="x", yref="paper",
+                           text=str(no), hovertext=f"stage {no}: {stage}", showarrow=False,
+                           xanchor="left", yanchor="bottom", font_size=10)
     fig.update_xaxes(title_text="step (all stages)", row=max(len(groups), 1), col=1)
-    fig.update_layout(height=220 * max(len(groups), 1) + 60, margin=dict(t=30, b=40),
+    fig.update_layout(height=220 * max(len(groups), 1) + 60, margin=dict(t=40, b=40),
                       legend=dict(orientation="h", y=-0.12))
     return fig
 

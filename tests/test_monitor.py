@@ -109,4 +109,4 @@ def test_training_figure_draws_a_panel_per_measurement_and_the_sparse_points():
     assert by_name["training batch"].mode == "lines"
     assert by_name["self-consistency |error|"].yaxis == "y3"  # NLL, samples, self-consistency
     labels = [a.text for a in fig.layout.annotations]
-    assert labels == ["1 arm", "2 distill"]
+    assert labels == ["1", "2"]  # numbered as in the table of stages
