@@ -164,3 +164,39 @@ def test_spread_slope_tells_a_shrunk_marginal_from_a_noisy_one():
     assert spread_slope(arm, arm) == pytest.approx(1.0)
     assert math.isnan(spread_slope(arm[:2], arm[:2]))
     assert math.isnan(spread_slope(arm, np.full(500, -30.0)))
+
+
+def test_compare_evals_names_the_better_report_row_by_row(tmp_path, monkeypatch, capsys):
+    """bench/compare_evals.py decides whether a candidate default model replaces the shipped one."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "compare_evals.py"
+    spec = importlib.util.spec_from_file_location("compare_evals", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def report(name, diversity, fcd, gap, n_fcd=1000):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({
+            "samples": {"internal_diversity": diversity, "quality_of_valid": 0.85},
+            "test_set": {"internal_diversity": 0.864},
+            "fcd": {"samples": {"n": n_fcd, "FCD/Test": fcd}},
+            "likelihood": {"test molecules": {"relative_gap": gap}}}))
+        return str(folder)
+
+    shipped = report("shipped", 0.849, 4.1, 0.037)
+    candidate = report("candidate", 0.880, 3.2, -0.02, n_fcd=30000)
+    monkeypatch.setattr(sys, "argv", ["compare_evals.py", shipped, candidate])
+    script.main()
+    out = capsys.readouterr().out
+    rows = {line.split(" | ")[0].strip("| "): line.rstrip(" |").split(" | ")[-1]
+            for line in out.splitlines() if line.startswith("| ")}
+    assert rows["internal diversity"] == "shipped"  # 0.015 from the test set's, not 0.016
+    assert rows["FCD/Test"] == "candidate"  # lower is better
+    assert rows["MaM vs AO-ARM gap"] == "candidate"  # |-2 %| < 3.7 %
+    assert rows["quality delivered"] == "shipped"  # a tie goes to the first
+    assert "different sample counts ([1000, 30000])" in out
+    assert "validity (first draw)" not in rows  # no report measured it
