@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-# (label, path into metrics.json, target, better: "high" | "low" | "near_test")
+# (label, path into metrics.json, target, better: "high" | "low" | "low_abs" (nearest zero) |
+#  "near_test" (nearest the test set's value))
 ROWS = [
     ("validity (first draw)", ("samples", "validity"), "", "high"),
     ("uniqueness", ("samples", "uniqueness"), "≥ 0.99", "high"),

@@ -26,6 +26,7 @@ from ..core.model import MaM, resolve_device
 from ..core.vocab import Vocabulary
 from ..training import CHECKPOINT_NAME, distill, train_arm, train_eb
 from ..training import distributed as dist
+from ..training.loop import shown_metrics
 from ..workflows.finetune import (METHODS, energy_run_info, fine_tune, fine_tune_method,
                                   fine_tune_precision, fine_tune_template)
 from .common import CLIError, add_common, load_token_text
@@ -193,8 +194,7 @@ def _report(result, what: str) -> None:
     if not dist.is_main():
         return
     last = result.history[-1] if result.history else {}
-    # four significant digits: a learning rate of 4.9e-5 rounded to four decimals would read 0.0
-    shown = {k: float(f"{v:.4g}") for k, v in last.items() if isinstance(v, float)}
+    shown = shown_metrics(last)
     state = "stopped early" if result.stopped_early else "finished"
     print(f"{what} {state} at step {result.step} in {result.seconds:.1f}s; last: "
           f"{json.dumps(shown)}")

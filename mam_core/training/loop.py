@@ -34,7 +34,7 @@ from . import distributed as dist
 from .state import Checkpointer, StopFlag
 
 __all__ = ["TrainingDiverged", "TrainResult", "run_training", "lr_factor",
-           "median_seconds_per_step", "step_attention"]
+           "median_seconds_per_step", "shown_metrics", "step_attention"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,12 @@ class TrainResult:
     skipped_steps: int = 0
     checkpoint: str | None = None
     seconds: float = 0.0
+
+
+def shown_metrics(record: dict) -> dict:
+    """The float values of a history record to four significant digits, for a log line: a
+    learning rate of 4.9e-5 rounded to four decimals would read 0.0."""
+    return {k: float(f"{v:.4g}") for k, v in record.items() if isinstance(v, float)}
 
 
 def median_seconds_per_step(history: list) -> float:

@@ -29,6 +29,7 @@ import torch
 from ..core.likelihood import ao_arm_bound, log_likelihood_arm_given_order
 from ..core.model import MaM
 from ..core.orders import make_orders
+from ..training.loop import shown_metrics
 
 __all__ = ["CURVE_METRICS", "molecule_monitor", "stage_table", "training_curves"]
 
@@ -75,8 +76,7 @@ def molecule_monitor(
                                quality=drug_like_quality(smiles))
         finally:
             model.train(was_training)
-        log.info("step %d: %s", step,
-                 {k: round(v, 4) for k, v in rec.items() if isinstance(v, float)})
+        log.info("step %d: %s", step, shown_metrics(rec))
 
     return on_log
 
